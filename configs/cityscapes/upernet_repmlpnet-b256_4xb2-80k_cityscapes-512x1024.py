@@ -1,0 +1,2 @@
+# The flagship under MMSegmentation's naming convention.
+_base_ = ['./upernet_repmlpnet.py']

@@ -1,0 +1,7 @@
+_base_ = ['./upernet_repmlpnet.py']
+model = dict(
+    backbone=dict(
+        arch='D256',
+        init_cfg=dict(checkpoint='pretrain/repmlpnet-d256_in1k.pth')),
+    decode_head=dict(in_channels=[80, 160, 320, 640]),
+    auxiliary_head=dict(in_channels=320))

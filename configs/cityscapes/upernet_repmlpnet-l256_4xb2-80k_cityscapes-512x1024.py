@@ -1,0 +1,7 @@
+_base_ = ['./upernet_repmlpnet.py']
+model = dict(
+    backbone=dict(
+        arch='L256',
+        init_cfg=dict(checkpoint='pretrain/repmlpnet-l256_in1k.pth')),
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+    auxiliary_head=dict(in_channels=384))

@@ -1,0 +1,76 @@
+"""Inference helpers on top of ``mmseg.apis`` for either kind of checkpoint."""
+import copy
+import warnings
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+
+from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
+                                      load_strict, read_checkpoint,
+                                      set_deploy)
+from ..deploy import reparameterize_model
+
+
+def init_model(config: Union[str, Config],
+               checkpoint: Optional[str] = None,
+               device: str = 'cuda:0',
+               cfg_options: Optional[dict] = None,
+               deploy: bool = True) -> torch.nn.Module:
+    """Build a segmentor for inference and load a checkpoint strictly.
+
+    Like :func:`mmseg.apis.init_model`, but a deploy checkpoint builds the
+    deploy structure (from its meta), any mismatch between checkpoint and
+    model is an error naming the keys, and a training-time checkpoint is
+    re-parameterized after loading unless ``deploy=False``.
+
+    Args:
+        config (str | Config): Config file or object.
+        checkpoint (str, optional): Training or deploy checkpoint. Without
+            one the model keeps its random initialisation. Default: None.
+        device (str): Device of the model. Default: 'cuda:0'.
+        cfg_options (dict, optional): Overrides merged into the config.
+        deploy (bool): Return the deploy structure. Default: True.
+
+    Returns:
+        nn.Module: The segmentor in eval mode, with ``cfg`` and
+        ``dataset_meta`` set as MMSegmentation's inferencers expect.
+    """
+    cfg = Config.fromfile(config) if isinstance(config, str) else \
+        copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    ckpt = read_checkpoint(checkpoint) if checkpoint else None
+    deployed_ckpt = ckpt is not None and is_deploy_checkpoint(ckpt)
+    if deployed_ckpt and not deploy:
+        raise ValueError(f'{checkpoint} is a deploy checkpoint; it cannot be '
+                         'loaded with deploy=False.')
+    set_deploy(cfg, deploy=deployed_ckpt)
+    if not deployed_ckpt:
+        for key in ('backbone', ):
+            if key in cfg.model:
+                cfg.model[key]['init_cfg'] = None
+    cfg.model.pretrained = None
+    cfg.model.train_cfg = None
+    model = build_segmentor(cfg)
+    meta = {}
+    if ckpt is not None:
+        load_strict(model, ckpt['state_dict'], checkpoint)
+        meta = ckpt.get('meta') or {}
+    if 'dataset_meta' in meta:
+        model.dataset_meta = meta['dataset_meta']
+    else:
+        from mmseg.utils import get_classes, get_palette
+        if ckpt is not None:
+            warnings.warn(f'{checkpoint} has no dataset_meta; using '
+                          'Cityscapes classes and palette.')
+        model.dataset_meta = dict(
+            classes=get_classes('cityscapes'),
+            palette=get_palette('cityscapes'))
+    model.eval()
+    if deploy and not deployed_ckpt:
+        model = reparameterize_model(model, inplace=True)
+    if deploy:
+        set_deploy(cfg, deploy=True)
+    model.cfg = cfg
+    return model.to(device)

@@ -1,0 +1,158 @@
+"""Deploy checkpoints: a segmentor checkpoint's re-parameterized twin.
+
+A deploy checkpoint holds the deploy structure's state dict and meta saying
+so (``meta['deploy'] = True``) with the config that builds that structure
+(``model.backbone.deploy=True``). No optimizer state, no message hub: plain
+tensors and strings, loadable with ``weights_only=True`` as they are.
+"""
+import copy
+import os.path as osp
+from typing import Mapping, Optional, Tuple
+
+import torch
+from mmengine.config import Config
+
+from ..deploy import reparameterize_model
+from ..version import __version__
+from .io import safe_torch_load
+
+DEPLOY_SUFFIX = '_deploy'
+
+
+def deploy_path(path: str) -> str:
+    """``work/iter_8000.pth`` -> ``work/iter_8000_deploy.pth``."""
+    root, ext = osp.splitext(path)
+    return f'{root}{DEPLOY_SUFFIX}{ext or ".pth"}'
+
+
+def _backbone_cfgs(model_cfg: Mapping):
+    """Backbone configs of a model config (also inside a TTA wrapper)."""
+    if 'backbone' in model_cfg:
+        yield model_cfg['backbone']
+    if 'module' in model_cfg:
+        yield from _backbone_cfgs(model_cfg['module'])
+
+
+def set_deploy(cfg: Config, deploy: bool = True) -> Config:
+    """Make ``cfg`` build the deploy (or training) structure, in place.
+
+    A deploy model needs no pretrained initialisation, so ``init_cfg`` goes.
+    """
+    for backbone in _backbone_cfgs(cfg.model):
+        if backbone.get('type') == 'RepMLPNet':
+            backbone['deploy'] = deploy
+            if deploy:
+                backbone['init_cfg'] = None
+    return cfg
+
+
+def is_deploy_checkpoint(checkpoint: Mapping) -> bool:
+    meta = checkpoint.get('meta') or {}
+    return bool(meta.get('deploy', False))
+
+
+def read_checkpoint(path: str) -> dict:
+    """Safely load a checkpoint file into a dict with ``state_dict``."""
+    ckpt = safe_torch_load(path)
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f'{path!r} does not hold a checkpoint dict.')
+    if 'state_dict' not in ckpt:
+        ckpt = {'state_dict': ckpt, 'meta': {}}
+    return ckpt
+
+
+def build_segmentor(cfg: Config):
+    """Build ``cfg.model`` from MMSegmentation's registry (on the CPU)."""
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return MODELS.build(copy.deepcopy(cfg.model))
+
+
+def load_strict(model: torch.nn.Module, state_dict: Mapping,
+                source: str) -> None:
+    """``load_state_dict(strict=True)`` whose error names the keys and the fix."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(v.shape)}' for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        hint = ''
+        if any('decode_head.conv_seg' in s for s in shapes):
+            hint = (' The number of classes differs: set the config\'s '
+                    'num_classes to match the checkpoint.')
+        raise ValueError(
+            f'{source} does not match the model built from the config '
+            f'(nothing was loaded).{hint} Missing keys: {missing[:10]}'
+            f'{" ..." if len(missing) > 10 else ""}; unexpected keys: '
+            f'{unexpected[:10]}{" ..." if len(unexpected) > 10 else ""}; '
+            f'shape mismatches: {shapes[:10]}.')
+    model.load_state_dict(state_dict, strict=True)
+
+
+@torch.no_grad()
+def make_deploy_checkpoint(
+        cfg: Config,
+        checkpoint: Mapping,
+        verify_size: Optional[Tuple[int, int]] = None,
+        tolerance: float = 1e-4,
+        source: str = 'checkpoint') -> Tuple[dict, Optional[float]]:
+    """Re-parameterize a training-time segmentor checkpoint.
+
+    Args:
+        cfg (Config): The training config.
+        checkpoint (Mapping): The loaded training checkpoint.
+        verify_size (tuple[int, int], optional): If given, run both models on
+            a fixed random image of this size and compare the segmentation
+            logits. Default: None.
+        tolerance (float): Largest allowed difference, relative to the
+            logits' largest magnitude. Default: 1e-4.
+        source (str): Name of the checkpoint, for messages and meta.
+
+    Returns:
+        tuple[dict, float | None]: The deploy checkpoint, and the relative
+        difference when verified.
+
+    Raises:
+        RuntimeError: When the verified difference exceeds ``tolerance``.
+    """
+    if is_deploy_checkpoint(checkpoint):
+        raise ValueError(f'{source} is already a deploy checkpoint.')
+    train_cfg = set_deploy(copy.deepcopy(cfg), deploy=False)
+    for backbone in _backbone_cfgs(train_cfg.model):
+        backbone['init_cfg'] = None
+    model = build_segmentor(train_cfg)
+    load_strict(model, checkpoint['state_dict'], source)
+    model.eval()
+    deployed = reparameterize_model(model)
+    rel_diff = None
+    if verify_size is not None:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 3, *verify_size, generator=gen)
+        ref = model._forward(x)
+        out = deployed._forward(x)
+        rel_diff = float((out - ref).abs().max() /
+                         ref.abs().max().clamp_min(1e-12))
+        if not rel_diff <= tolerance:
+            raise RuntimeError(
+                f'Re-parameterized model of {source} differs from it by '
+                f'{rel_diff:.3g} (relative to the logits) on a '
+                f'{verify_size[0]}x{verify_size[1]} input; tolerance is '
+                f'{tolerance:g}. The deploy checkpoint was not written.')
+    deploy_cfg = set_deploy(copy.deepcopy(cfg), deploy=True)
+    src_meta = dict(checkpoint.get('meta') or {})
+    meta = {
+        'deploy': True,
+        'source': source,
+        'mmseg_repmlp_version': __version__,
+        'cfg': deploy_cfg.pretty_text,
+        'verified_rel_diff': rel_diff,
+    }
+    for key in ('epoch', 'iter', 'dataset_meta', 'seed', 'time'):
+        if key in src_meta:
+            meta[key] = src_meta[key]
+    return {'meta': meta, 'state_dict': deployed.state_dict()}, rel_diff

@@ -1,0 +1,84 @@
+"""Load backbone weights from a file strictly, with errors that say what to do."""
+from collections import OrderedDict
+from typing import Dict, Mapping, Union
+
+import torch
+from torch import Tensor, nn
+
+from .official import (convert_official, describe_arch, detect_layout,
+                       infer_arch, strip_prefix)
+from .io import safe_torch_load
+
+
+def extract_backbone_state(obj: Mapping) -> Dict[str, Tensor]:
+    """Backbone weights from a released file, a converted file or a segmentor
+    checkpoint (``state_dict`` with ``backbone.`` keys)."""
+    if isinstance(obj, Mapping):
+        for wrapper in ('state_dict', 'model'):
+            if wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f'Expected a state dict, got {type(obj).__name__}.')
+    state = strip_prefix(obj, 'module.')
+    if any(k.startswith('backbone.') for k in state):
+        state = OrderedDict((k[len('backbone.'):], v)
+                            for k, v in state.items()
+                            if k.startswith('backbone.'))
+    return convert_official(state)
+
+
+def load_backbone(model: nn.Module,
+                  source: Union[str, Mapping],
+                  map_location: str = 'cpu') -> None:
+    """Load RepMLPNet weights into ``model`` strictly.
+
+    Args:
+        model (RepMLPNet): The backbone.
+        source (str | Mapping): A file path, or an already loaded dict.
+        map_location (str): Where to load tensors. Default: 'cpu'.
+
+    Raises:
+        ValueError: When the file holds another variant or another structure
+            (training-time vs deploy); the message names both and the fix.
+    """
+    obj = safe_torch_load(source, map_location) if isinstance(source,
+                                                              str) else source
+    state = extract_backbone_state(obj)
+    where = source if isinstance(source, str) else 'the given state dict'
+    got_arch = infer_arch(state)
+    want_arch = model.arch
+    if (got_arch.channels, got_arch.depths, got_arch.window_sizes,
+            got_arch.sharesets) != (want_arch.channels, want_arch.depths,
+                                    want_arch.window_sizes,
+                                    want_arch.sharesets):
+        raise ValueError(
+            f'{where} holds {describe_arch(got_arch)}, but the model is '
+            f'{describe_arch(want_arch)}. Build the backbone with the '
+            'matching arch (e.g. model.backbone.arch=...) or use the '
+            'checkpoint of this variant.')
+    layout = detect_layout(state)
+    if (layout == 'deploy') != bool(model.deploy):
+        want = 'deploy' if model.deploy else 'training-time'
+        raise ValueError(
+            f'{where} holds the {"deploy" if layout == "deploy" else "training-time"}'
+            f' structure but the model is built in {want} form. '
+            + ('Build it with deploy=True.' if layout == 'deploy' else
+               'Build it with deploy=False, load, then call '
+               'mmseg_repmlp.reparameterize_model.'))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f'{where} does not match the model (nothing was loaded): '
+            f'missing {missing[:8]}, unexpected {unexpected[:8]}, '
+            f'shape mismatches {wrong_shape[:8]}.')
+    # A model built on the meta device (cheap for the large variants) takes
+    # the tensors themselves.
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state, strict=True, assign=on_meta)

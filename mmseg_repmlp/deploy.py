@@ -1,0 +1,48 @@
+"""Locality Injection for whole models: the one entry point.
+
+:func:`reparameterize_model` turns any model holding RepMLPNet parts (the
+backbone alone, or a whole MMSegmentation segmentor) into its deploy form. The
+hook, the tools and the inference API all go through it.
+"""
+import copy
+
+import torch
+from torch import nn
+
+
+def is_deployed(model: nn.Module) -> bool:
+    """Whether no module of ``model`` still has a training-time structure."""
+    return not any(
+        getattr(m, 'deploy', True) is False for m in model.modules()
+        if hasattr(m, 'reparameterize'))
+
+
+def has_reparameterizable(model: nn.Module) -> bool:
+    """Whether ``model`` holds any re-parameterizable module."""
+    return any(hasattr(m, 'reparameterize') for m in model.modules())
+
+
+@torch.no_grad()
+def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """Return ``model`` with every re-parameterizable module in deploy form.
+
+    Modules are visited children first, so a module that folds into a child
+    (``prebn2`` into ``ffn_fc1``) finds the child already fused. Calling it on
+    a deployed model changes nothing. The training mode is kept; the
+    conversion uses BatchNorm running statistics whatever the mode.
+
+    Args:
+        model (nn.Module): Backbone or segmentor.
+        inplace (bool): Convert ``model`` itself instead of a deep copy.
+            Default: False.
+
+    Returns:
+        nn.Module: The deploy model.
+    """
+    if not inplace:
+        model = copy.deepcopy(model)
+    for module in reversed(list(model.modules())):
+        reparameterize = getattr(module, 'reparameterize', None)
+        if callable(reparameterize):
+            reparameterize()
+    return model

@@ -1,0 +1,3 @@
+from .hooks import RepMLPDeployHook
+
+__all__ = ['RepMLPDeployHook']

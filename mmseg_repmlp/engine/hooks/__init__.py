@@ -1,0 +1,3 @@
+from .deploy_hook import RepMLPDeployHook
+
+__all__ = ['RepMLPDeployHook']

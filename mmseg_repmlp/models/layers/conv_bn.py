@@ -1,0 +1,71 @@
+"""Convolution + BatchNorm (+ ReLU), foldable into one biased convolution."""
+from typing import Optional
+
+import torch
+from mmcv.cnn import build_norm_layer
+from torch import Tensor, nn
+
+from ..utils.reparam import conv_with, fuse_conv_bn
+
+
+class ConvBN(nn.Module):
+    """``conv -> bn -> act`` as RepMLPNet's ``conv_bn`` / ``conv_bn_relu``.
+
+    The attribute names (``conv``, ``bn``) match the released checkpoints.
+    In deploy form the BatchNorm is folded into a biased ``conv``.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        kernel_size (int): Square kernel size.
+        stride (int): Stride. Default: 1.
+        padding (int): Zero padding. Default: 0.
+        groups (int): Convolution groups. Default: 1.
+        with_relu (bool): Apply ReLU after the norm. Default: False.
+        norm_cfg (dict): Config of the norm layer. Default: ``dict(type='BN')``.
+        deploy (bool): Build the folded structure directly. Default: False.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 *,
+                 stride: int = 1,
+                 padding: int = 0,
+                 groups: int = 1,
+                 with_relu: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False) -> None:
+        super().__init__()
+        self.deploy = deploy
+        self.conv = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            bias=deploy)
+        if not deploy:
+            self.bn = build_norm_layer(norm_cfg or dict(type='BN'),
+                                       out_channels)[1]
+        self.act = nn.ReLU() if with_relu else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(x)
+        if not self.deploy:
+            x = self.bn(x)
+        return self.act(x)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold ``bn`` into ``conv``; a no-op when already in deploy form."""
+        if self.deploy:
+            return
+        weight, bias = fuse_conv_bn(self.conv.weight, self.conv.bias, self.bn)
+        self.conv = conv_with(weight, bias, self.conv)
+        del self.bn
+        self.deploy = True
+
+    switch_to_deploy = reparameterize

@@ -1,0 +1,150 @@
+"""The RepMLP block: Global Perceptron, window FC and Local Perceptron.
+
+RepMLPNet (Ding et al., "RepMLPNet: Hierarchical Vision MLP with
+Re-parameterized Locality", CVPR 2022). Attribute names and parameter shapes
+match the released ImageNet checkpoints (``gp.fc1``, ``gp.fc2``, ``fc3``,
+``fc3_bn``, ``repconv{k}.conv``, ``repconv{k}.bn``).
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from torch import Tensor, nn
+
+from ..utils.reparam import (conv_with, depthwise_conv_to_fc,
+                             fuse_fc_bn_per_shareset, pad_kernel, sum_kernels)
+from .conv_bn import ConvBN
+from .window import pad_to_multiple, window_partition, window_reverse
+
+
+class GlobalPerceptron(nn.Module):
+    """Channel gate from the mean of the whole map (squeeze-excitation form).
+
+    Args:
+        channels (int): Channels of the map.
+        hidden_channels (int): Channels of the bottleneck.
+    """
+
+    def __init__(self, channels: int, hidden_channels: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden_channels, 1, bias=True)
+        self.fc2 = nn.Conv2d(hidden_channels, channels, 1, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.mean(dim=(2, 3), keepdim=True)
+        x = F.relu(self.fc1(x))
+        return torch.sigmoid(self.fc2(x))
+
+
+class RepMLPBlock(nn.Module):
+    """RepMLP block on a map of any size.
+
+    The map is cut into ``h x w`` windows; for each of the ``S`` sharesets a
+    ``(h*w) x (h*w)`` FC (``fc3``) is shared by every window and every channel
+    group. During training, depthwise ``k x k`` convolutions on each window
+    (the Local Perceptron) are added to it; :meth:`reparameterize` folds them
+    and every BatchNorm into ``fc3`` (Locality Injection). The result is
+    multiplied by the Global Perceptron's channel gate.
+
+    A map whose size is not a multiple of the window is zero-padded at the
+    bottom and right before the partition and cropped after it: the padded
+    windows see zeros there, exactly as the Local Perceptron's zero padding at a
+    window border does, so both forms stay equal. The Global Perceptron
+    averages the unpadded map only.
+
+    Args:
+        channels (int): Channels ``C`` of the map.
+        window (tuple[int, int]): Window size ``(h, w)``.
+        sharesets (int): Number of sharesets ``S``; must divide ``C``.
+        kernels (Sequence[int]): Local Perceptron kernel sizes (odd).
+            Default: (1, 3).
+        reduction (int): Global Perceptron reduction. Default: 4.
+        norm_cfg (dict, optional): Config of the norm layers.
+            Default: None (BN).
+        deploy (bool): Build the re-parameterized structure. Default: False.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 window: Tuple[int, int],
+                 sharesets: int,
+                 *,
+                 kernels: Sequence[int] = (1, 3),
+                 reduction: int = 4,
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False) -> None:
+        super().__init__()
+        if channels % sharesets:
+            raise ValueError(f'sharesets ({sharesets}) must divide the '
+                             f'channels ({channels}).')
+        for k in kernels:
+            if k % 2 == 0:
+                raise ValueError(f'Local Perceptron kernels must be odd; got {k}.')
+        self.channels = channels
+        self.window = tuple(window)
+        self.sharesets = sharesets
+        self.kernels = tuple(kernels)
+        self.deploy = deploy
+        h, w = self.window
+        self.gp = GlobalPerceptron(channels, channels // reduction)
+        fc_channels = sharesets * h * w
+        self.fc3 = nn.Conv2d(
+            fc_channels, fc_channels, 1, groups=sharesets, bias=deploy)
+        if not deploy:
+            self.fc3_bn = build_norm_layer(norm_cfg or dict(type='BN'),
+                                           sharesets)[1]
+            for k in self.kernels:
+                self.add_module(
+                    f'repconv{k}',
+                    ConvBN(
+                        sharesets,
+                        sharesets,
+                        k,
+                        padding=k // 2,
+                        groups=sharesets,
+                        norm_cfg=norm_cfg))
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = self.gp(x)
+        height, width = x.shape[-2:]
+        x = pad_to_multiple(x, self.window)
+        windows = window_partition(x, self.window, self.sharesets)
+        out = self.fc3(windows.reshape(windows.shape[0], -1, 1, 1))
+        out = out.reshape(windows.shape)
+        if not self.deploy:
+            out = self.fc3_bn(out)
+            for k in self.kernels:
+                out = out + getattr(self, f'repconv{k}')(windows)
+        out = window_reverse(out, x.shape)
+        if out.shape[-2:] != (height, width):
+            out = out[..., :height, :width]
+        return out * gate
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold ``fc3_bn`` and the Local Perceptron into a biased ``fc3``."""
+        if self.deploy:
+            return
+        branches = [
+            fuse_fc_bn_per_shareset(self.fc3.weight, None, self.fc3_bn)
+        ]
+        if self.kernels:
+            largest = max(self.kernels)
+            local = []
+            for k in self.kernels:
+                repconv = getattr(self, f'repconv{k}')
+                repconv.reparameterize()
+                local.append((pad_kernel(repconv.conv.weight,
+                                         (largest, largest)),
+                              repconv.conv.bias))
+            kernel, bias = sum_kernels(local)
+            branches.append(depthwise_conv_to_fc(kernel, bias, self.window))
+        weight, bias = sum_kernels(branches)
+        self.fc3 = conv_with(weight, bias, self.fc3)
+        del self.fc3_bn
+        for k in self.kernels:
+            delattr(self, f'repconv{k}')
+        self.deploy = True
+
+    switch_to_deploy = reparameterize

@@ -1,0 +1,111 @@
+"""RepMLPNet unit: pre-norm RepMLP block and pre-norm FFN, both residual."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmcv.cnn import build_norm_layer
+from torch import Tensor, nn
+
+from ..utils.reparam import bn_to_affine, conv_with, fold_affine_into_pointwise_conv
+from .conv_bn import ConvBN
+from .repmlp_block import RepMLPBlock
+
+
+class FFNBlock(nn.Module):
+    """1x1 conv-BN, GELU, 1x1 conv-BN (``ffn_fc1``, ``ffn_fc2``).
+
+    Args:
+        channels (int): Input and output channels.
+        hidden_channels (int): Hidden channels.
+        norm_cfg (dict, optional): Config of the norm layers. Default: None.
+        deploy (bool): Build the folded structure. Default: False.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 hidden_channels: int,
+                 *,
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False) -> None:
+        super().__init__()
+        self.ffn_fc1 = ConvBN(
+            channels, hidden_channels, 1, norm_cfg=norm_cfg, deploy=deploy)
+        self.ffn_fc2 = ConvBN(
+            hidden_channels, channels, 1, norm_cfg=norm_cfg, deploy=deploy)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.ffn_fc2(self.act(self.ffn_fc1(x)))
+
+
+class RepMLPNetUnit(nn.Module):
+    """``y = x + block(prebn1(x)); z = y + ffn(prebn2(y))``.
+
+    In deploy form ``prebn2`` is folded into ``ffn_fc1`` (a 1x1 convolution
+    without padding, so the fold is exact). ``prebn1`` stays: the window FC is
+    shared by every channel group of a shareset, so a per-channel scale on
+    its input cannot move into it.
+
+    Args:
+        channels (int): Channels of the map.
+        window (tuple[int, int]): Window size ``(h, w)`` of the RepMLP block.
+        sharesets (int): Sharesets of the RepMLP block.
+        kernels (Sequence[int]): Local Perceptron kernel sizes. Default: (1, 3).
+        reduction (int): Global Perceptron reduction. Default: 4.
+        ffn_ratio (int): FFN expansion. Default: 4.
+        norm_cfg (dict, optional): Config of the norm layers. Default: None.
+        deploy (bool): Build the re-parameterized structure. Default: False.
+    """
+
+    def __init__(self,
+                 channels: int,
+                 window: Tuple[int, int],
+                 sharesets: int,
+                 *,
+                 kernels: Sequence[int] = (1, 3),
+                 reduction: int = 4,
+                 ffn_ratio: int = 4,
+                 norm_cfg: Optional[dict] = None,
+                 deploy: bool = False) -> None:
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN')
+        self.deploy = deploy
+        self.repmlp_block = RepMLPBlock(
+            channels,
+            window,
+            sharesets,
+            kernels=kernels,
+            reduction=reduction,
+            norm_cfg=norm_cfg,
+            deploy=deploy)
+        self.ffn_block = FFNBlock(
+            channels,
+            channels * ffn_ratio,
+            norm_cfg=norm_cfg,
+            deploy=deploy)
+        self.prebn1 = build_norm_layer(norm_cfg, channels)[1]
+        self.prebn2 = (
+            nn.Identity() if deploy else build_norm_layer(norm_cfg,
+                                                          channels)[1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.repmlp_block(self.prebn1(x))
+        return x + self.ffn_block(self.prebn2(x))
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Re-parameterize the block and FFN, and fold ``prebn2``."""
+        if self.deploy:
+            return
+        self.repmlp_block.reparameterize()
+        fc1 = self.ffn_block.ffn_fc1
+        fc1.reparameterize()
+        self.ffn_block.ffn_fc2.reparameterize()
+        scale, shift = bn_to_affine(self.prebn2)
+        weight, bias = fold_affine_into_pointwise_conv(fc1.conv.weight,
+                                                       fc1.conv.bias, scale,
+                                                       shift)
+        fc1.conv = conv_with(weight, bias, fc1.conv)
+        self.prebn2 = nn.Identity()
+        self.deploy = True
+
+    switch_to_deploy = reparameterize

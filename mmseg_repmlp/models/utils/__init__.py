@@ -1,0 +1,3 @@
+from . import reparam
+
+__all__ = ['reparam']

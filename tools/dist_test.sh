@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Multi-GPU testing with PyTorch DDP (torchrun), e.g. 4 GPUs:
+#   bash tools/dist_test.sh configs/cityscapes/upernet_repmlpnet.py CHECKPOINT 4
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT.
+set -e
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Multi-GPU training with PyTorch DDP (torchrun), e.g. 4 GPUs:
+#   bash tools/dist_train.sh configs/cityscapes/upernet_repmlpnet.py 4 [--amp ...]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT.
+set -e
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/train.py" \
+    "$CONFIG" \
+    --launcher pytorch "${@:3}"
