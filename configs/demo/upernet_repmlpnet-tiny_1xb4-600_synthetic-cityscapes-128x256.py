@@ -20,6 +20,7 @@ model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         arch=dict(
+            _delete_=True,
             channels=(32, 64, 128, 192),
             depths=(1, 1, 2, 1),
             window_sizes=(16, 8, 4, 2),

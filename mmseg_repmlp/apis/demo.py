@@ -66,6 +66,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
             f'train_cfg.max_iters={iters}',
             f'train_cfg.val_interval={max(iters // 2, 1)}',
             f'default_hooks.checkpoint.interval={max(iters // 2, 1)}',
+            f'param_scheduler.0.end={max(iters // 10, 1)}',
+            f'param_scheduler.1.begin={max(iters // 10, 1)}',
             f'param_scheduler.1.end={iters}',
         ]
     print(f'[2/4] Training {osp.basename(config)} in {train_dir}')

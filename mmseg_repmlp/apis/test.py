@@ -73,7 +73,7 @@ def _trigger_visualization_hook(cfg: Config, args: argparse.Namespace):
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    from ..deployed import configure_for_checkpoint
+    from ..checkpoint.deploy_ckpt import configure_for_checkpoint
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -83,7 +83,8 @@ def build_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    # Loaded strictly in main(), not by MMEngine's lenient load_from.
+    cfg.load_from = None
     configure_for_checkpoint(cfg, args.checkpoint)
     if args.show or args.show_dir:
         cfg = _trigger_visualization_hook(cfg, args)
@@ -107,4 +108,10 @@ def main(argv: Optional[List[str]] = None):
     except (FileNotFoundError, ValueError) as err:
         sys.exit(f'error: {err}')
     runner = build_runner(cfg)
+    try:
+        runner.load_checkpoint(args.checkpoint, map_location='cpu',
+                               strict=True)
+    except RuntimeError as err:
+        sys.exit(f'error: {args.checkpoint} does not match the model built '
+                 f'from {args.config}: {err}')
     return runner.test()

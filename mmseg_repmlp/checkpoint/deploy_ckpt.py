@@ -51,14 +51,24 @@ def is_deploy_checkpoint(checkpoint: Mapping) -> bool:
     return bool(meta.get('deploy', False))
 
 
-def read_checkpoint(path: str) -> dict:
+def read_checkpoint(path: str, mmap: bool = False) -> dict:
     """Safely load a checkpoint file into a dict with ``state_dict``."""
-    ckpt = safe_torch_load(path)
+    ckpt = safe_torch_load(path, mmap=mmap)
     if not isinstance(ckpt, Mapping):
         raise ValueError(f'{path!r} does not hold a checkpoint dict.')
     if 'state_dict' not in ckpt:
         ckpt = {'state_dict': ckpt, 'meta': {}}
     return ckpt
+
+
+def configure_for_checkpoint(cfg: Config, path: str) -> bool:
+    """Make ``cfg`` build the structure checkpoint ``path`` holds, in place.
+
+    Returns whether it is a deploy checkpoint.
+    """
+    deployed = is_deploy_checkpoint(read_checkpoint(path, mmap=True))
+    set_deploy(cfg, deploy=deployed)
+    return deployed
 
 
 def build_segmentor(cfg: Config):

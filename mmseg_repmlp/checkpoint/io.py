@@ -9,13 +9,21 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint asked the unpickler for something that could run code."""
 
 
-def safe_torch_load(path: str, map_location: Any = 'cpu') -> Any:
-    """``torch.load`` with ``weights_only=True`` and clear errors."""
+def safe_torch_load(path: str, map_location: Any = 'cpu',
+                    mmap: bool = False) -> Any:
+    """``torch.load`` with ``weights_only=True`` and clear errors.
+
+    ``mmap=True`` maps the tensors instead of reading them (cheap when only
+    the meta is needed); a file in the legacy (non-zip) format is read.
+    """
     import torch
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path!r} does not exist.')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, 'rb') as f:
+            is_zip = f.read(4) == b'PK\x03\x04'
+        return torch.load(path, map_location=map_location, weights_only=True,
+                          mmap=mmap and is_zip)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
             f'Refused to load {path!r}: it contains a pickled object that is '
