@@ -1,6 +1,16 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmseg_repmlp.cli.demo import (DEMO_CONFIG, data_root_options,
+                                    short_schedule_options)
+from mmseg_repmlp.datasets import (convert_cityscapes,
+                                   generate_synthetic_cityscapes)
 
 #: Small architectures that keep every structural feature of the released
 #: ones (several sharesets, the Local Perceptron, four stages) at test size.
@@ -32,6 +42,51 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture
-def tiny_arch():
-    return dict(TINY_ARCH)
+
+
+# --- tools: a tiny generated Cityscapes and one short training run -------
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / 'configs' / DEMO_CONFIG)
+
+
+def run(args, cwd=None, env=None, check=True, timeout=600):
+    """Run a command; on failure show the end of its output."""
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f'{args} exited {done.returncode}:\n'
+                             f'{done.stdout[-3000:]}\n{done.stderr[-5000:]}')
+    return done
+
+
+def tool(name):
+    return [sys.executable, str(REPO / 'tools' / name)]
+
+
+@pytest.fixture(scope='session')
+def tiny_cityscapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data') / 'cityscapes'
+    generate_synthetic_cityscapes(
+        str(root), num_train=4, num_val=2, height=128, width=256, seed=1)
+    convert_cityscapes(str(root))
+    return root
+
+
+def train_options(root, iters=4, interval=2, *extra):
+    return ['--cfg-options', *data_root_options(str(root)),
+            *short_schedule_options(iters, interval),
+            'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=1', *extra]
+
+
+@pytest.fixture(scope='session')
+def trained(tmp_path_factory, tiny_cityscapes):
+    """Work dir of a 4-iteration run: checkpoints at 2 and 4, keep 1."""
+    work = tmp_path_factory.mktemp('train')
+    done = run([*tool('train.py'), CONFIG, '--work-dir', work,
+                *train_options(tiny_cityscapes)])
+    return work, done.stdout + done.stderr
+
+
+def env_without_pythonpath():
+    return {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}

@@ -94,3 +94,15 @@ def test_reparameterize_is_idempotent_and_copies():
 def test_training_mode_is_kept():
     model = RepMLPNet(TINY_ARCH).train()
     assert reparameterize_model(model).training
+
+
+def test_deploy_state_dict_switches_a_training_model_when_loaded():
+    """Any loader (MMEngine, MMSegInferencer) gets a working deploy model."""
+    model, deployed = _deploy_pair(TINY_ARCH)
+    fresh = RepMLPNet(TINY_ARCH)
+    fresh.load_state_dict(deployed.state_dict(), strict=True)
+    assert fresh.deploy and is_deployed(fresh)
+    fresh.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert_outputs_equal(fresh(x), model(x))

@@ -5,6 +5,7 @@ from typing import Optional, Union
 
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
                                       load_strict, read_checkpoint,
@@ -52,6 +53,8 @@ def init_model(config: Union[str, Config],
                 cfg.model[key]['init_cfg'] = None
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
+    # inference_model builds the test pipeline from the default scope.
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = build_segmentor(cfg)
     meta = {}
     if ckpt is not None:

@@ -148,6 +148,17 @@ class RepMLPNet(BaseModule):
             return
         super().init_weights()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A deploy state dict loaded into the training-time structure (by
+        # MMEngine's load_checkpoint, MMSegInferencer, ...) switches the
+        # model to the deploy structure first, so it loads instead of
+        # half-loading into the wrong layout.
+        if (not self.deploy
+                and f'{prefix}stages.0.0.repmlp_block.fc3.bias' in state_dict
+                and f'{prefix}conv_embedding.bn.weight' not in state_dict):
+            self.reparameterize()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _run_unit(self, unit: nn.Module, x: Tensor) -> Tensor:
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(unit, x, use_reentrant=False)

@@ -13,7 +13,6 @@ Runs on 2 CPU cores in about 10 minutes with no downloads:
 """
 import argparse
 import glob
-import os
 import os.path as osp
 from typing import List, Optional
 
@@ -33,6 +32,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def data_root_options(data_root: str) -> List[str]:
+    """``--cfg-options`` pointing every dataloader at ``data_root``."""
+    return [f'{split}_dataloader.dataset.data_root={data_root}'
+            for split in ('train', 'val', 'test')]
+
+
+def short_schedule_options(iters: int, interval: int) -> List[str]:
+    """``--cfg-options`` that shorten the demo config's schedule."""
+    warmup = max(iters // 10, 1)
+    return [
+        f'train_cfg.max_iters={iters}',
+        f'train_cfg.val_interval={interval}',
+        f'default_hooks.checkpoint.interval={interval}',
+        f'param_scheduler.0.end={warmup}',
+        f'param_scheduler.1.begin={warmup}',
+        f'param_scheduler.1.end={iters}',
+    ]
+
+
 def _newest(pattern: str) -> str:
     files = sorted(glob.glob(pattern), key=osp.getmtime)
     if not files:
@@ -44,9 +62,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     from ..config_paths import config_path
     from ..datasets import convert_cityscapes, generate_synthetic_cityscapes
+    from . import image_demo
     from . import test as test_entry
     from . import train as train_entry
-    from .inference import init_model
 
     config = args.config or config_path(DEMO_CONFIG)
     work_dir = osp.abspath(args.work_dir)
@@ -58,44 +76,36 @@ def main(argv: Optional[List[str]] = None) -> dict:
         data_root, num_train=args.num_train, num_val=args.num_val)
     convert_cityscapes(data_root, nproc=2)
 
-    options = [f'{split}_dataloader.dataset.data_root={data_root}'
-               for split in ('train', 'val', 'test')]
+    options = data_root_options(data_root)
     if args.max_iters:
-        iters = args.max_iters
-        options += [
-            f'train_cfg.max_iters={iters}',
-            f'train_cfg.val_interval={max(iters // 2, 1)}',
-            f'default_hooks.checkpoint.interval={max(iters // 2, 1)}',
-            f'param_scheduler.0.end={max(iters // 10, 1)}',
-            f'param_scheduler.1.begin={max(iters // 10, 1)}',
-            f'param_scheduler.1.end={iters}',
-        ]
+        options += short_schedule_options(args.max_iters,
+                                          max(args.max_iters // 2, 1))
+    train_args = [config, '--work-dir', train_dir]
+    if osp.isfile(osp.join(train_dir, 'last_checkpoint')):
+        # A second run continues (or just re-tests) the first one instead
+        # of overwriting its checkpoints.
+        train_args.append('--resume')
     print(f'[2/4] Training {osp.basename(config)} in {train_dir}')
-    train_entry.main([config, '--work-dir', train_dir, '--cfg-options',
-                      *options])
+    train_entry.main([*train_args, '--cfg-options', *options])
 
     deploy_ckpt = _newest(osp.join(train_dir, 'best_mIoU_*_deploy.pth'))
     print(f'[3/4] Testing the deploy checkpoint {deploy_ckpt}')
     metrics = test_entry.main([
         config, deploy_ckpt, '--work-dir', osp.join(work_dir, 'test'),
-        '--cfg-options', *options[:3]
+        '--cfg-options', *data_root_options(data_root)
     ])
 
     image = sorted(
         glob.glob(osp.join(data_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
     out_file = osp.join(work_dir, 'demo_overlay.png')
     print(f'[4/4] Segmenting {image} with the deploy model -> {out_file}')
-    from mmseg.apis import inference_model, show_result_pyplot
-    model = init_model(config, deploy_ckpt, device='cpu')
-    result = inference_model(model, image)
-    show_result_pyplot(
-        model, image, result, opacity=0.6, show=False, out_file=out_file)
+    image_demo.main([image, config, deploy_ckpt, '--out-file', out_file,
+                     '--opacity', '0.6'])
 
     print('\nDemo finished.')
     print(f'  val mIoU (deploy model, whole 256x512 images): '
           f'{metrics["mIoU"]:.2f}')
     print(f'  deploy checkpoint: {deploy_ckpt}')
     print(f'  overlay: {out_file}')
-    os.makedirs(work_dir, exist_ok=True)
     return dict(metrics=metrics, deploy_checkpoint=deploy_ckpt,
                 overlay=out_file)

@@ -66,8 +66,41 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _sync_bn_to_bn(node):
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+        for value in node.values():
+            _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _sync_bn_to_bn(value)
+
+
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on machines without CUDA.
+
+    MMEngine's launcher calls ``torch.cuda.set_device`` and gives DDP a
+    CUDA device id. Without CUDA, start the gloo process group here (MMEngine
+    then skips its own set-up), let DDP wrap the CPU model without device ids,
+    and use per-process BN for SyncBN, which needs CUDA.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.setdefault(
+        'model_wrapper_cfg',
+        dict(type='MMDistributedDataParallel', device_ids=None,
+             broadcast_buffers=False))
+    _sync_bn_to_bn(cfg.model)
+
+
 def build_runner(cfg: Config) -> Runner:
     """The runner a config asks for (``runner_type``), else MMEngine's."""
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -1,0 +1,1 @@
+"""Command-line entry points behind ``tools/*.py`` (each has ``main(argv)``)."""

@@ -1,0 +1,76 @@
+"""init_model / inference_model / MMSegInferencer with both kinds of checkpoint."""
+import glob
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_repmlp import is_deployed
+from mmseg_repmlp.apis import inference_model, init_model
+
+from ..conftest import CONFIG
+
+
+def _logits(model, image):
+    result = inference_model(model, image)
+    return result.seg_logits.data, result.pred_sem_seg.data
+
+
+@pytest.fixture(scope='module')
+def image(tiny_cityscapes):
+    return sorted(glob.glob(str(
+        tiny_cityscapes / 'leftImg8bit' / 'val' / '*' / '*.png')))[0]
+
+
+def test_both_checkpoint_kinds_give_the_same_segmentation(trained, image):
+    work, _ = trained
+    train_form = init_model(CONFIG, str(work / 'iter_4.pth'), device='cpu',
+                            deploy=False)
+    from_train = init_model(CONFIG, str(work / 'iter_4.pth'), device='cpu')
+    from_deploy = init_model(CONFIG, str(work / 'iter_4_deploy.pth'),
+                             device='cpu')
+    assert not is_deployed(train_form)
+    assert is_deployed(from_train) and is_deployed(from_deploy)
+    assert from_deploy.cfg.model.backbone.deploy is True
+    assert from_deploy.dataset_meta['classes'][0] == 'road'
+    ref_logits, ref_labels = _logits(train_form, image)
+    scale = ref_logits.abs().max()
+    for model in (from_train, from_deploy):
+        logits, labels = _logits(model, image)
+        torch.testing.assert_close(logits / scale, ref_logits / scale,
+                                   rtol=1e-5, atol=1e-5)
+        assert torch.equal(labels, ref_labels)
+
+
+def test_mmseg_inferencer_takes_a_deploy_checkpoint(trained, image, tmp_path):
+    from mmseg.apis import MMSegInferencer
+    work, _ = trained
+    ckpt = str(work / 'iter_4_deploy.pth')
+    inferencer = MMSegInferencer(model=CONFIG, weights=ckpt, device='cpu')
+    assert is_deployed(inferencer.model)
+    pred = inferencer(image, return_datasamples=True).pred_sem_seg.data
+    _, labels = _logits(init_model(CONFIG, ckpt, device='cpu'), image)
+    assert torch.equal(pred, labels)
+
+
+def test_mismatched_checkpoint_is_an_error_naming_keys(trained):
+    work, _ = trained
+    with pytest.raises(ValueError, match='num_classes') as err:
+        init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu',
+                   cfg_options={'model.decode_head.num_classes': 7})
+    assert 'decode_head.conv_seg.weight' in str(err.value)
+    with pytest.raises(ValueError, match='deploy=False'):
+        init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu',
+                   deploy=False)
+
+
+def test_inference_on_a_grayscale_image(trained, image, tmp_path):
+    import cv2
+    work, _ = trained
+    model = init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu')
+    bgr = cv2.imread(image)
+    gray = tmp_path / 'gray.png'
+    cv2.imwrite(str(gray), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    result = inference_model(model, str(gray))
+    assert result.pred_sem_seg.data.shape[-2:] == bgr.shape[:2]
+    assert np.isfinite(result.seg_logits.data.numpy()).all()

@@ -1,0 +1,161 @@
+"""tools/train.py and tools/test.py end to end on a tiny generated dataset."""
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..conftest import CONFIG, REPO, run, tool, train_options
+
+
+def _miou(output: str) -> float:
+    found = re.findall(r'mIoU: ([0-9.]+)', output)
+    assert found, output[-2000:]
+    return float(found[-1])
+
+
+def test_training_writes_checkpoints_and_deploy_twins(trained):
+    work, log = trained
+    files = {p.name for p in work.iterdir() if p.is_file()}
+    best = [f for f in files
+            if f.startswith('best_mIoU_') and not f.endswith('_deploy.pth')]
+    assert len(best) == 1
+    expected = {'iter_4.pth', 'iter_4_deploy.pth', best[0],
+                best[0].replace('.pth', '_deploy.pth'), 'last_checkpoint'}
+    assert expected <= files
+    # max_keep_ckpts=1 removed iter_2.pth, and its twin went with it.
+    assert 'iter_2.pth' not in files and 'iter_2_deploy.pth' not in files
+    assert not [f for f in files if f.endswith('.tmp')]
+    assert 'Deploy checkpoint' in log and 'verified' in log
+
+
+def test_deploy_checkpoint_is_plain_and_self_describing(trained):
+    work, _ = trained
+    path = work / 'iter_4_deploy.pth'
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    ckpt = torch.load(path, weights_only=True)
+    meta = ckpt['meta']
+    assert meta['deploy'] is True and meta['iter'] == 4
+    assert meta['source'] == 'iter_4.pth'
+    assert meta['verified_rel_diff'] <= 1e-4
+    assert 'deploy=True' in meta['cfg']
+    assert meta['dataset_meta']['classes'][0] == 'road'
+    keys = set(ckpt['state_dict'])
+    assert not any('fc3_bn' in k or 'repconv' in k or 'prebn2' in k
+                   for k in keys)
+    assert 'optimizer' not in ckpt and 'message_hub' not in ckpt
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, tiny_cityscapes,
+                                                   tmp_path):
+    work, _ = trained
+    resumed = tmp_path / 'resumed'
+    shutil.copytree(work, resumed)
+    (resumed / 'last_checkpoint').write_text(str(resumed / 'iter_4.pth'))
+    done = run([*tool('train.py'), CONFIG, '--work-dir', resumed, '--resume',
+                *train_options(tiny_cityscapes, 6, 2)])
+    log = done.stdout + done.stderr
+    assert 'resumed epoch: 0, iter: 4' in log
+    assert 'Iter(train) [5/6]' in log and 'Iter(train) [1/6]' not in log
+    assert (resumed / 'iter_6.pth').is_file()
+    assert (resumed / 'iter_6_deploy.pth').is_file()
+
+
+def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
+        trained, tiny_cityscapes, tmp_path):
+    work, _ = trained
+    results = {}
+    for kind, ckpt in (('train', 'iter_4.pth'), ('deploy',
+                                                 'iter_4_deploy.pth')):
+        out = tmp_path / kind
+        done = run([*tool('test.py'), CONFIG, work / ckpt, '--work-dir',
+                    tmp_path / f'{kind}_work', '--out', out,
+                    '--cfg-options',
+                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
+        results[kind] = (_miou(done.stdout + done.stderr),
+                         sorted(out.rglob('*.png')))
+    assert results['train'][0] == results['deploy'][0]
+    train_maps, deploy_maps = results['train'][1], results['deploy'][1]
+    assert len(train_maps) == 2 and len(deploy_maps) == 2
+    for a, b in zip(train_maps, deploy_maps):
+        assert a.name == b.name
+        assert np.array_equal(np.asarray(Image.open(a)),
+                              np.asarray(Image.open(b)))
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path,
+                                                         tiny_cityscapes):
+    work, _ = trained
+    done = run([*tool('test.py'), CONFIG, work / 'iter_4.pth', '--work-dir',
+                tmp_path, '--cfg-options', 'model.decode_head.num_classes=5',
+                f'test_dataloader.dataset.data_root={tiny_cityscapes}'],
+               check=False)
+    assert done.returncode != 0
+    assert 'does not match the model' in done.stderr
+    assert 'decode_head.conv_seg.weight' in done.stderr
+
+
+def test_missing_pretrained_weights_stop_training_at_once(tmp_path):
+    config = REPO / 'configs' / 'cityscapes' / 'upernet_repmlpnet.py'
+    done = run([*tool('train.py'), config, '--work-dir', tmp_path],
+               cwd=tmp_path, check=False, timeout=120)
+    assert done.returncode != 0
+    err = done.stderr
+    assert "pretrain/repmlpnet-b256_in1k.pth" in err
+    assert 'tools/convert_official.py RepMLPNet-B256-train' in err
+    assert 'model.backbone.init_cfg=None' in err
+    # The dataset is missing too, and the same message says so.
+    assert 'data/cityscapes/leftImg8bit/train' in err
+    assert 'tools/dataset_converters/cityscapes.py' in err
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_missing_dataset_says_which_folder_and_how_to_prepare(tmp_path):
+    config = REPO / 'configs' / 'ade20k' / \
+        'upernet_repmlpnet-b256_8xb2-160k_ade20k-512x512.py'
+    done = run([*tool('train.py'), config, '--work-dir', tmp_path,
+                '--cfg-options', 'model.backbone.init_cfg=None'],
+               cwd=tmp_path, check=False, timeout=120)
+    assert done.returncode != 0
+    assert 'data/ade/ADEChallengeData2016/images/training' in done.stderr
+    assert 'ADEChallengeData2016.zip' in done.stderr
+    assert 'Pretrained' not in done.stderr
+
+
+def _val_image(root):
+    return sorted((root / 'leftImg8bit' / 'val').rglob('*.png'))[0]
+
+
+def test_reparam_tool_verifies_on_an_image(trained, tiny_cityscapes,
+                                           tmp_path):
+    work, _ = trained
+    out = tmp_path / 'offline_deploy.pth'
+    image = _val_image(tiny_cityscapes)
+    done = run([*tool('reparam.py'), CONFIG, work / 'iter_4.pth', out,
+                '--verify', image])
+    assert 'label maps identical' in done.stdout
+    offline = torch.load(out, weights_only=True)
+    by_hook = torch.load(work / 'iter_4_deploy.pth', weights_only=True)
+    assert offline['meta']['deploy'] is True
+    assert offline['state_dict'].keys() == by_hook['state_dict'].keys()
+    for key, value in by_hook['state_dict'].items():
+        assert torch.equal(offline['state_dict'][key], value), key
+    again = run([*tool('reparam.py'), CONFIG, work / 'iter_4.pth', out],
+                check=False)
+    assert again.returncode != 0 and '--force' in again.stderr
+    deployed_again = run([*tool('reparam.py'), CONFIG,
+                          work / 'iter_4_deploy.pth', tmp_path / 'x.pth'],
+                         check=False)
+    assert 'already a deploy checkpoint' in deployed_again.stderr
+
+
+def test_image_demo_writes_an_overlay(trained, tiny_cityscapes, tmp_path):
+    work, _ = trained
+    image = _val_image(tiny_cityscapes)
+    out = tmp_path / 'overlay.png'
+    run([*tool('image_demo.py'), image, CONFIG, work / 'iter_4_deploy.pth',
+         '--out-file', out])
+    overlay = np.asarray(Image.open(out))
+    assert overlay.shape[:2] == np.asarray(Image.open(image)).shape[:2]
