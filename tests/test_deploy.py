@@ -106,3 +106,10 @@ def test_deploy_state_dict_switches_a_training_model_when_loaded():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert_outputs_equal(fresh(x), model(x))
+
+
+def test_conversion_does_not_touch_the_global_random_stream():
+    model, _ = _deploy_pair(TINY_ARCH)
+    state = torch.get_rng_state()
+    reparameterize_model(model)
+    assert torch.equal(torch.get_rng_state(), state)

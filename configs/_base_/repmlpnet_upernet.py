@@ -21,5 +21,11 @@ model = dict(
     decode_head=dict(in_channels=[96, 192, 384, 768], norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=384, norm_cfg=norm_cfg))
 
-# Every checkpoint also gets its re-parameterized (deploy) twin.
-custom_hooks = [dict(type='RepMLPDeployHook', verify=False)]
+# Every checkpoint also gets its re-parameterized (deploy) twin; a NaN/Inf
+# loss stops the run before it is saved; --resume continues the random
+# streams too.
+custom_hooks = [
+    dict(type='RepMLPDeployHook', verify=False),
+    dict(type='StopOnNonFiniteLossHook'),
+    dict(type='RNGStateHook'),
+]

@@ -135,7 +135,10 @@ def make_deploy_checkpoint(
     train_cfg = set_deploy(copy.deepcopy(cfg), deploy=False)
     for backbone in _backbone_cfgs(train_cfg.model):
         backbone['init_cfg'] = None
-    model = build_segmentor(train_cfg)
+    # Building initialises weights from the global generator; a hook that
+    # does this mid-training must not shift the run's random stream.
+    with torch.random.fork_rng(devices=[]):
+        model = build_segmentor(train_cfg)
     load_strict(model, checkpoint['state_dict'], source)
     model.eval()
     deployed = reparameterize_model(model)

@@ -1,8 +1,12 @@
-"""Reading checkpoints as untrusted input (``torch.load(weights_only=True)``)."""
+"""Checkpoint files: safe reading (untrusted input), atomic writing, resuming."""
 import os
 import pickle
+import re
+import tempfile
 import zipfile
-from typing import Any
+from typing import Any, BinaryIO, Callable, Optional
+
+from mmengine.fileio import LocalBackend, register_backend
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -36,20 +40,18 @@ def safe_torch_load(path: str, map_location: Any = 'cpu',
             f'PyTorch checkpoint ({err}). Re-download or re-export it.') from None
 
 
-def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename.
+def atomic_write(path: str, write: Callable[[BinaryIO], None],
+                 overwrite: bool = True) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it.
 
     A crash mid-write leaves the previous file (if any) intact, never a
-    truncated one.
+    truncated one; the temporary file is removed.
 
     Args:
-        obj: What to save.
         path (str): Destination.
+        write (callable): Writes the content to the open binary file.
         overwrite (bool): Replace an existing file. Default: True.
     """
-    import tempfile
-
-    import torch
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f'{path!r} exists; pass --force (or choose '
                               'another name) to replace it.')
@@ -58,8 +60,13 @@ def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(
         dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
+        # mkstemp makes the file private (0600); give it the permissions a
+        # plain open() would have.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -67,3 +74,59 @@ def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    import torch
+    atomic_write(path, lambda f: torch.save(obj, f), overwrite=overwrite)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """MMEngine's local file backend, writing files atomically.
+
+    Use it for checkpoints with
+    ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``:
+    MMEngine otherwise writes checkpoints in place, and a crash mid-write
+    leaves a truncated file where a good one may have been.
+    """
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(str(filepath), lambda f: f.write(obj))
+
+
+register_backend('atomic_local', AtomicLocalBackend, force=True)
+
+
+def is_readable_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a complete checkpoint (its zip index reads)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of a work dir, for ``--resume``.
+
+    MMEngine's ``last_checkpoint`` names the last checkpoint it finished;
+    when that file is missing or unreadable, the complete ``iter_*.pth`` /
+    ``epoch_*.pth`` with the highest number is taken.
+    """
+    last = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        if named and is_readable_checkpoint(named):
+            return named
+    numbered = []
+    for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
+        match = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', name)
+        if match:
+            numbered.append((int(match.group(2)), name))
+    for _, name in sorted(numbered, reverse=True):
+        path = os.path.join(work_dir, name)
+        if is_readable_checkpoint(path):
+            return path
+    return None

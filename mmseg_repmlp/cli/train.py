@@ -63,6 +63,11 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = args.resume
+    if args.resume and not cfg.get('load_from'):
+        from ..checkpoint.io import find_resumable_checkpoint
+        # The newest *complete* checkpoint, even if MMEngine's
+        # last_checkpoint names one that is gone or was cut short.
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
     return cfg
 
 

@@ -1,3 +1,3 @@
-from .hooks import RepMLPDeployHook
+from .hooks import RepMLPDeployHook, RNGStateHook, StopOnNonFiniteLossHook
 
-__all__ = ['RepMLPDeployHook']
+__all__ = ['RepMLPDeployHook', 'RNGStateHook', 'StopOnNonFiniteLossHook']

@@ -139,3 +139,25 @@ def test_cli_converts_and_refuses_to_overwrite(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert again.returncode != 0 and 'exists' in again.stderr
     assert torch.load(dst, weights_only=True).keys() == converted.keys()
+
+
+def test_pretrained_init_cfg_loads_strictly(tmp_path):
+    src = randomize_(RepMLPNet(TINY_ARCH), 5)
+    path = tmp_path / 'pretrain.pth'
+    state = {'module.' + k: v for k, v in src.state_dict().items()}
+    state['module.head.weight'] = torch.randn(10, 64)
+    torch.save(state, path)
+    model = RepMLPNet(TINY_ARCH,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    for key, value in src.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    other = dict(TINY_ARCH, channels=(8, 16, 32, 32))
+    wrong = RepMLPNet(other,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(ValueError, match='holds a custom RepMLPNet'):
+        wrong.init_weights()
+    missing = RepMLPNet(TINY_ARCH, init_cfg=dict(
+        type='Pretrained', checkpoint=str(tmp_path / 'nope.pth')))
+    with pytest.raises(FileNotFoundError):
+        missing.init_weights()

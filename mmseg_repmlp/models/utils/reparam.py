@@ -174,7 +174,13 @@ def sum_kernels(pairs: Sequence[Tuple[Tensor, Tensor]]) -> Tuple[Tensor, Tensor]
 
 
 def conv_with(weight: Tensor, bias: Tensor, like: nn.Conv2d) -> nn.Conv2d:
-    """Build a biased ``nn.Conv2d`` with ``like``'s geometry and given tensors."""
+    """Build a biased ``nn.Conv2d`` with ``like``'s geometry and given tensors.
+
+    Built on the meta device and then given storage: no random
+    initialisation, which would be wasted work and would draw from the
+    global generator (shifting a training run's random stream when a hook
+    converts a copy of the model).
+    """
     conv = nn.Conv2d(
         like.in_channels,
         like.out_channels,
@@ -183,7 +189,10 @@ def conv_with(weight: Tensor, bias: Tensor, like: nn.Conv2d) -> nn.Conv2d:
         padding=like.padding,
         dilation=like.dilation,
         groups=like.groups,
-        bias=True).to(device=weight.device, dtype=weight.dtype)
-    conv.weight.data.copy_(weight)
-    conv.bias.data.copy_(bias)
+        bias=True,
+        device='meta',
+        dtype=weight.dtype).to_empty(device=weight.device)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
     return conv

@@ -1,0 +1,189 @@
+"""The benchmarked models, built from configs by MMSegmentation's registry.
+
+* ``repmlp-train``: this project's UPerNet + RepMLPNet
+  (``configs/cityscapes/upernet_repmlpnet.py``, ``init_cfg=None``), training
+  structure;
+* ``repmlp-deploy``: the same weights after
+  :func:`mmseg_repmlp.reparameterize_model`;
+* ``resnet50``, ``resnet101``, ``swin-t``: MMSegmentation's own UPerNet
+  configs (``mmseg::_base_/models/upernet_{r50,swin}.py``).
+
+Every candidate gets the same UPerNet head (``head_channels``, 19 classes),
+SyncBN reverted to BN (no process group is needed), eval mode, and random
+weights from the same seed.
+"""
+import copy
+import functools
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.hub import get_config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..checkpoint.deploy_ckpt import build_segmentor
+from ..config_paths import config_path
+from ..deploy import is_deployed, reparameterize_model
+from ..models.backbones.arch import get_arch
+from .settings import (BASELINES, REPMLP_DEPLOY, REPMLP_TRAIN,
+                       BenchmarkSettings)
+
+NUM_CLASSES = 19
+REPMLP_CONFIG = 'cityscapes/upernet_repmlpnet.py'
+_BASE_CONFIGS = {
+    'resnet50': 'mmseg::_base_/models/upernet_r50.py',
+    'resnet101': 'mmseg::_base_/models/upernet_r50.py',
+    'swin-t': 'mmseg::_base_/models/upernet_swin.py',
+}
+
+
+@dataclass
+class Candidate:
+    """A built model ready to measure.
+
+    Attributes:
+        name (str): Candidate name (see :data:`.settings.CANDIDATES`).
+        model (nn.Module): The segmentor, on the device, in eval mode.
+        backbone (str): Human-readable backbone description.
+        structure (str): ``'train'``, ``'deploy'`` or ``'baseline'``.
+        reference (nn.Module, optional): For ``repmlp-deploy``, the
+            training-structure model it was converted from, kept only until
+            the runner has compared their outputs.
+    """
+    name: str
+    model: nn.Module
+    backbone: str
+    structure: str
+    reference: Optional[nn.Module] = None
+
+    @property
+    def baseline(self) -> bool:
+        return self.structure == 'baseline'
+
+
+def model_config(name: str, arch: Union[str, dict] = 'B256',
+                 head_channels: int = 512) -> ConfigDict:
+    """The ``model`` config of a candidate.
+
+    Args:
+        name (str): Candidate name.
+        arch (str | dict): RepMLPNet arch (RepMLPNet candidates only).
+        head_channels (int): UPerNet channels.
+
+    Returns:
+        ConfigDict: A config MMSegmentation's ``MODELS`` builds.
+    """
+    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+        model = _model_of(config_path(REPMLP_CONFIG))
+        # Random weights: the benchmark never needs the ImageNet file.
+        model.backbone.init_cfg = None
+        model.backbone.arch = arch
+        channels = list(get_arch(arch).channels)
+    elif name in BASELINES:
+        model = _model_of(_BASE_CONFIGS[name])
+        model.pretrained = None
+        if name == 'resnet101':
+            model.backbone.depth = 101
+        if name == 'swin-t':
+            # Pinned, so a change of MMSegmentation's base cannot silently
+            # change the baseline.
+            model.backbone.update(
+                embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                window_size=7, init_cfg=None)
+            channels = [96, 192, 384, 768]
+        else:
+            channels = [256, 512, 1024, 2048]
+    else:
+        raise KeyError(f'Unknown candidate {name!r}; choose from '
+                       f'repmlp-train, repmlp-deploy, {", ".join(BASELINES)}.')
+    model.decode_head.update(
+        in_channels=channels, channels=head_channels, num_classes=NUM_CLASSES)
+    model.auxiliary_head.update(
+        in_channels=channels[model.auxiliary_head.in_index],
+        num_classes=NUM_CLASSES)
+    model.train_cfg = dict()
+    model.test_cfg = dict(mode='whole')
+    return model
+
+
+def _model_of(config: str) -> ConfigDict:
+    """A fresh copy of ``config``'s ``model`` (a path or ``mmseg::...``)."""
+    return copy.deepcopy(_load_model(config))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_model(config: str) -> ConfigDict:
+    # Resolving each ``mmseg::`` base parses MMSegmentation's ~200 metafiles
+    # (about a second): both RepMLPNet candidates share one parse.
+    if config.startswith('mmseg::'):
+        return get_config(config).model
+    return Config.fromfile(config).model
+
+
+def describe_backbone(name: str, arch: Union[str, dict]) -> str:
+    """Short backbone label for reports."""
+    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+        # A custom arch is spelled out in the JSON's settings.
+        return f'RepMLPNet-{arch if isinstance(arch, str) else "custom"}'
+    return {'resnet50': 'ResNetV1c-50', 'resnet101': 'ResNetV1c-101',
+            'swin-t': 'Swin-T'}[name]
+
+
+def build_candidate(name: str, settings: BenchmarkSettings) -> Candidate:
+    """Build candidate ``name`` on ``settings.device``.
+
+    The two RepMLPNet candidates are built from the same seed, so
+    ``repmlp-deploy`` is exactly the re-parameterized ``repmlp-train``.
+    """
+    cfg = Config(dict(model=model_config(name, settings.arch,
+                                         settings.head_channels)))
+    # Nested builds (data preprocessor, losses) resolve in MMSegmentation's
+    # scope, as in the inference API.
+    init_default_scope('mmseg')
+    torch.manual_seed(settings.seed)
+    with warnings.catch_warnings():
+        # Deprecation notices MMSegmentation's own configs trigger.
+        warnings.filterwarnings('ignore', message='.*build_loss.*')
+        warnings.filterwarnings('ignore', message='.*avg_non_ignore.*')
+        model = build_segmentor(cfg)
+    model = revert_sync_batchnorm(model).eval()
+    structure = 'baseline'
+    reference = None
+    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+        # A fresh BatchNorm is the identity and would hide a wrong fusion
+        # from the train/deploy agreement check.
+        randomize_norm_stats_(model, settings.seed)
+        structure = 'train'
+    if name == REPMLP_DEPLOY:
+        reference = model
+        model = reparameterize_model(model)
+        if not is_deployed(model):
+            raise RuntimeError('reparameterize_model left training-time '
+                               'modules in the RepMLPNet segmentor.')
+        structure = 'deploy'
+    memory_format = (torch.channels_last if settings.channels_last else
+                     torch.contiguous_format)
+    for module in (model, reference):
+        if module is not None:
+            module.to(settings.torch_device, memory_format=memory_format)
+    return Candidate(name, model, describe_backbone(name, settings.arch),
+                     structure, reference)
+
+
+@torch.no_grad()
+def randomize_norm_stats_(model: nn.Module, seed: int) -> nn.Module:
+    """Give every BatchNorm random affine parameters and statistics."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            c = module.num_features
+            module.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+            module.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+            module.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
+            module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+    return model

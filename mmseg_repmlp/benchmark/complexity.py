@@ -1,0 +1,47 @@
+"""Parameters, multiply-adds and output agreement of a workload.
+
+MACs come from MMEngine's ``FlopAnalyzer`` (a JIT trace of the actual input),
+which counts one fused multiply-add as one "flop": the numbers here are
+multiply-accumulates, and achieved FLOP/s use ``2 * MACs``.
+"""
+from typing import Any, Iterable
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from torch import Tensor, nn
+
+
+def count_params(modules: Iterable[nn.Module]) -> int:
+    """Parameters of ``modules``, each shared tensor counted once."""
+    seen = {}
+    for module in modules:
+        for param in module.parameters():
+            seen[id(param)] = param.numel()
+    return sum(seen.values())
+
+
+@torch.no_grad()
+def count_macs(module: nn.Module, x: Tensor) -> int:
+    """Multiply-adds of ``module(x)`` (FP32, eager, eval mode)."""
+    analyzer = FlopAnalyzer(module, (x, ))
+    # Elementwise ops (GELU, sigmoid, add) have no handle by design; the
+    # per-op warnings would only repeat that for every candidate.
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return int(analyzer.total())
+
+
+def _tensors(outputs: Any) -> list:
+    if isinstance(outputs, Tensor):
+        return [outputs]
+    return [t for out in outputs for t in _tensors(out)]
+
+
+def max_relative_difference(reference: Any, outputs: Any) -> float:
+    """``max|out - ref| / max|ref|``, the worst over all output tensors."""
+    worst = 0.0
+    for ref, out in zip(_tensors(reference), _tensors(outputs), strict=True):
+        ref, out = ref.float(), out.float()
+        scale = ref.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
+        worst = max(worst, float((out - ref).abs().max() / scale))
+    return worst

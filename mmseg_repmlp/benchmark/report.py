@@ -1,0 +1,219 @@
+"""The environment, latency ratios, the markdown table and the JSON file."""
+import datetime
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import sys
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .settings import BenchmarkSettings
+from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY
+
+Record = Dict[str, Any]
+
+
+def _cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
+    """Versions, device, CPU and load, date and command line of this run."""
+    import mmcv
+    import mmengine
+    import mmseg
+
+    from .. import __version__
+    env: Dict[str, Any] = dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec='seconds'),
+        command=shlex.join([sys.executable, *sys.argv]),
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=torch.__version__, mmcv=mmcv.__version__,
+        mmengine=mmengine.__version__, mmseg=mmseg.__version__,
+        mmseg_repmlp=__version__,
+        cpu=_cpu_name(), cpu_count=os.cpu_count(),
+        cpu_affinity=(len(os.sched_getaffinity(0))
+                      if hasattr(os, 'sched_getaffinity') else None),
+        torch_threads=torch.get_num_threads(),
+        # Other processes competing for the cores make CPU timings noisy.
+        load_average=list(os.getloadavg()) if hasattr(os, 'getloadavg')
+        else None,
+        device=settings.device, device_name=_cpu_name())
+    if settings.is_cuda:
+        props = torch.cuda.get_device_properties(settings.torch_device)
+        env.update(
+            device_name=props.name,
+            device_memory_gib=props.total_memory / 2**30,
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+            tf32_cudnn=torch.backends.cudnn.allow_tf32,
+            peak_tflops=settings.peak_tflops)
+    return env
+
+
+def notes(settings: BenchmarkSettings) -> List[str]:
+    """How each number is measured, for the report and the JSON."""
+    out = [
+        'latency: wall-clock per call after warm-up (median/min/max over '
+        'repeats)' + ('; the GPU is synchronized around each call and CUDA '
+                      'events give the GPU ms' if settings.is_cuda else ''),
+        'segmentor = encode_decode (backbone, UPerNet, logits resized to the '
+        'input; no data preprocessor); backbone = backbone alone',
+        'train = one SGD step: segmentor on random labels with decode and '
+        'auxiliary heads, backbone on the mean of its features',
+        'MACs: mmengine FlopAnalyzer on the actual input (it counts '
+        'multiply-adds); TFLOP/s = 2 * MACs / time ' +
+        ('(GPU time)' if settings.is_cuda else '(wall time)') +
+        ', x3 for a training step (forward + backward, approximate)',
+        'peak memory: ' + (CUDA_MEMORY if settings.is_cuda else
+                           CPU_RSS_SAMPLED +
+                           ' (approximate working set)') +
+        ', in one extra untimed call',
+        'lat/X: latency (median) relative to baseline X; < 1 is faster',
+        'deploy vs train: max |deploy - train| / max |train| of the '
+        'outputs (logits or features), FP32 eager, same input',
+    ]
+    if settings.compile:
+        out.append('torch.compile (default mode) on the backbone, neck and '
+                   'heads; compilation happens in the warm-up, untimed')
+    if settings.cuda_graph:
+        out.append('inference is the replay of a CUDA graph captured after '
+                   'warm-up; training steps run without graphs')
+    if settings.is_cuda and settings.peak_tflops:
+        out.append(f'% peak: achieved TFLOP/s over {settings.peak_tflops:g} '
+                   'TFLOP/s (dense bf16 tensor-core peak, whatever --dtype)')
+    return out
+
+
+def add_ratios(records: List[Record]) -> None:
+    """Set each record's ``ratio_to[baseline]`` = its latency / baseline's.
+
+    Records are compared only within the same phase, scope and input.
+    """
+    groups = defaultdict(list)
+    for rec in records:
+        groups[_group_key(rec)].append(rec)
+    for group in groups.values():
+        bases = [r for r in group if r['baseline'] and r['latency_ms']]
+        for rec in group:
+            if not rec['latency_ms']:
+                continue
+            rec['ratio_to'] = {
+                base['candidate']: rec['latency_ms']['median'] /
+                base['latency_ms']['median']
+                for base in bases
+            }
+
+
+def _group_key(rec: Record) -> Tuple:
+    return (rec['phase'], rec['scope'], tuple(rec['input_shape']))
+
+
+def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
+    return '' if value is None else f'{value:{spec}}{suffix}'
+
+
+def _ms(value: Optional[float]) -> str:
+    return _fmt(value, '.2f' if value is not None and value < 10 else '.1f')
+
+
+def _stat(key: str, stat: str) -> Callable[[Record], Optional[float]]:
+    return lambda r: r[key][stat] if r[key] else None
+
+
+#: (header, value of a record or None, format of the value)
+_COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
+                                                                  str]]] = (
+    ('candidate', lambda r: r['candidate'], str),
+    ('backbone', lambda r: r['backbone'], str),
+    ('params (M)', lambda r: r['params'] and r['params'] / 1e6,
+     lambda v: _fmt(v, '.3g')),
+    ('GMACs', lambda r: r['macs'] and r['macs'] / 1e9,
+     lambda v: _fmt(v, '.3g')),
+    ('median ms', _stat('latency_ms', 'median'), _ms),
+    ('min ms', _stat('latency_ms', 'min'), _ms),
+    ('max ms', _stat('latency_ms', 'max'), _ms),
+    ('GPU ms', _stat('gpu_ms', 'median'), _ms),
+    ('img/s', lambda r: r['images_per_s'], lambda v: _fmt(v, '.2f')),
+    ('peak MB', lambda r: r['peak_mem_mb'], lambda v: _fmt(v, '.0f')),
+    ('TFLOP/s', lambda r: r['tflops'], lambda v: _fmt(v, '.3g')),
+    ('% peak', lambda r: r['peak_fraction'],
+     lambda v: _fmt(v and 100 * v, '.1f', '%')),
+    ('deploy vs train', lambda r: r['deploy_vs_train_max_rel_diff'],
+     lambda v: _fmt(v, '.1e')),
+    ('note', lambda r: r['skipped'] or r['error'], str),
+)
+
+
+def _table(group: List[Record]) -> List[str]:
+    baselines = [r['candidate'] for r in group if r['baseline']]
+    columns = list(_COLUMNS)
+    for base in baselines:
+        columns.insert(-2, (f'lat/{base}',
+                            lambda r, b=base: r['ratio_to'].get(b),
+                            lambda v: _fmt(v, '.2f', 'x')))
+    # Columns empty for every row (GPU ms on a CPU, ...) are left out.
+    columns = [c for c in columns
+               if any(c[1](r) is not None for r in group)]
+    lines = ['| ' + ' | '.join(c[0] for c in columns) + ' |',
+             '|' + '---|' * len(columns)]
+    for rec in group:
+        cells = [fmt(get(rec)) if get(rec) is not None else ''
+                 for _, get, fmt in columns]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines
+
+
+def format_markdown(result: Dict[str, Any]) -> str:
+    """The whole report: environment line, one table per workload, notes."""
+    env, settings = result['environment'], result['settings']
+    lines = [
+        f'## Benchmark: {env["device_name"]} ({env["device"]}), '
+        f'torch {env["torch"]}, {env["date"]}', '',
+        f'dtype {settings["dtype"]}, channels_last '
+        f'{settings["channels_last"]}, cudnn.benchmark '
+        f'{settings["cudnn_benchmark"]}, compile {settings["compile"]}, CUDA '
+        f'graphs {settings["cuda_graph"]}; warm-up {settings["warmup"]}, '
+        f'repeats {settings["repeats"]}; UPerNet {settings["head_channels"]} '
+        f'channels; CPU threads {env["torch_threads"]}, load average '
+        f'{env["load_average"]}', ''
+    ]
+    groups = defaultdict(list)
+    for rec in result['records']:
+        groups[_group_key(rec)].append(rec)
+    for (phase, scope, shape), group in groups.items():
+        lines += [f'### {phase} / {scope} / input {"x".join(map(str, shape))}'
+                  f' / {settings["dtype"]}', '', *_table(group), '']
+    lines += ['Notes:'] + [f'- {n}' for n in result['notes']]
+    if 'elapsed_s' in result:
+        lines.append(f'- whole run: {result["elapsed_s"]:.0f} s')
+    for rec in result['records']:
+        if rec.get('profile'):
+            shape = 'x'.join(map(str, rec['input_shape']))
+            lines += ['', f'### Profile: {rec["candidate"]} {rec["phase"]} '
+                      f'{rec["scope"]} {shape}',
+                      '', '```', rec['profile'].rstrip(), '```']
+    return '\n'.join(lines)
+
+
+def write_json(result: Dict[str, Any], path: str) -> None:
+    """Write ``result`` to ``path`` (folders are created)."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=2)
+        f.write('\n')

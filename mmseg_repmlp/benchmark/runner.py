@@ -1,0 +1,247 @@
+"""Run every candidate through every workload with the same settings.
+
+For each candidate, in order: build it; count parameters and MACs and (for
+``repmlp-deploy``) compare its outputs with the training structure, all in
+eager FP32 before anything is compiled; apply ``torch.compile`` if asked;
+then time each workload (inference first, training last, since a training
+step changes the weights), measure its peak memory in one more untimed call
+and optionally profile it. The candidate is freed before the next is built,
+so only one model occupies the device at a time.
+"""
+import gc
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from .candidates import NUM_CLASSES, Candidate, build_candidate
+from .complexity import count_macs, count_params, max_relative_difference
+from .report import add_ratios, environment, notes
+from .settings import BenchmarkSettings, Shape
+from .timing import (Timing, capture_cuda_graph, peak_memory_mb,
+                     profile_table, time_workload)
+from .workloads import (CountedForward, forward_fn, image_metas,
+                        inference_workload, make_input, train_workload,
+                        used_modules)
+
+Log = Callable[[str], None]
+
+#: A training step is about three forwards (forward, and a backward pass
+#: costing about twice as much); used for achieved TFLOP/s of training.
+TRAIN_FLOPS_PER_FORWARD = 3
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One workload of a candidate."""
+    phase: str
+    scope: str
+    shape: Shape
+    batch: int
+
+
+def plans(settings: BenchmarkSettings) -> List[Plan]:
+    """Workloads in run order: inference for every shape, then training."""
+    out = []
+    if 'inference' in settings.phases:
+        out += [Plan('inference', scope, shape, settings.batch)
+                for shape in settings.shapes for scope in settings.scopes]
+    if 'train' in settings.phases:
+        out += [Plan('train', scope, settings.train_shape,
+                     settings.train_batch) for scope in settings.scopes]
+    return out
+
+
+_START = time.perf_counter()
+
+
+def _stderr(message: str) -> None:
+    print(f'{message} (+{time.perf_counter() - _START:.0f} s)',
+          file=sys.stderr, flush=True)
+
+
+def run_benchmark(settings: BenchmarkSettings,
+                  log: Log = _stderr) -> Dict[str, Any]:
+    """Measure ``settings.candidates``; return the JSON-ready result.
+
+    Args:
+        settings (BenchmarkSettings): What to run (already validated).
+        log (callable): Receives one progress line at a time. Default:
+            print to stderr.
+
+    Returns:
+        dict: ``environment``, ``settings``, ``notes``, ``records`` (one
+        per candidate and workload, with ``ratio_to`` each baseline) and
+        ``elapsed_s`` (the whole run, building and counting included).
+    """
+    start = time.perf_counter()
+    if settings.is_cuda:
+        torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    _warn_if_busy(log)
+    result = dict(environment=environment(settings),
+                  settings=settings.to_dict(), notes=notes(settings),
+                  records=[])
+    for name in settings.candidates:
+        log(f'[benchmark] {name}: building, counting MACs')
+        candidate = build_candidate(name, settings)
+        result['records'] += measure_candidate(candidate, settings, log)
+        del candidate
+        gc.collect()
+        if settings.is_cuda:
+            torch.cuda.empty_cache()
+    add_ratios(result['records'])
+    result['elapsed_s'] = time.perf_counter() - start
+    return result
+
+
+def _warn_if_busy(log: Log) -> None:
+    # With the cores already busy, PyTorch's OpenMP threads wait on each
+    # other at every operator: small CPU ops can become 10-100x slower.
+    if not hasattr(os, 'getloadavg'):
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > 0.5 * cores:
+        log(f'[benchmark] warning: load average {load:.1f} on {cores} cores '
+            'before starting: other processes compete for the CPU and the '
+            'timings will be noisy (on a shared CPU, --threads 1 is often '
+            'both faster and steadier).')
+
+
+class CaptureError(RuntimeError):
+    """A workload could not be captured as a CUDA graph."""
+
+
+def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
+                      log: Log = _stderr) -> List[Dict[str, Any]]:
+    """All workloads of one candidate; see the module docstring."""
+    todo = [(plan, _new_record(candidate, plan, settings))
+            for plan in plans(settings)]
+    for plan, record in todo:
+        if not record['skipped']:
+            _guarded(_analyse, candidate, plan, settings, record, log)
+    candidate.reference = None  # only the agreement check needed it
+    if settings.compile:
+        parts = {id(m): m for plan, _ in todo
+                 for m in used_modules(candidate.model, plan.scope,
+                                       plan.phase)}
+        for module in parts.values():
+            module.compile()
+    for plan, record in todo:
+        if record['skipped'] or record['error']:
+            continue
+        log(f'[benchmark] {candidate.name}: {plan.phase} {plan.scope} '
+            f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]}')
+        _guarded(_measure, candidate, plan, settings, record, log)
+    return [record for _, record in todo]
+
+
+def _guarded(step: Callable, candidate: Candidate, plan: Plan,
+             settings: BenchmarkSettings, record: Dict[str, Any],
+             log: Log) -> None:
+    """Run ``step``; an out-of-memory or capture failure becomes the
+    record's error, so one workload that does not fit hides no other
+    numbers."""
+    try:
+        step(candidate, plan, settings, record)
+    except (torch.OutOfMemoryError, CaptureError) as err:
+        kind = ('out of memory' if isinstance(err, torch.OutOfMemoryError)
+                else 'CUDA graph capture failed')
+        record['error'] = f'{kind}: {str(err).splitlines()[0]}'
+        log(f'[benchmark] {candidate.name} {plan.phase} {plan.scope}: '
+            f'{record["error"]}')
+    finally:
+        gc.collect()
+        if settings.is_cuda:
+            torch.cuda.empty_cache()
+
+
+def _new_record(candidate: Candidate, plan: Plan,
+                settings: BenchmarkSettings) -> Dict[str, Any]:
+    """Empty record of a plan (``skipped`` set where it does not apply)."""
+    record: Dict[str, Any] = dict(
+        candidate=candidate.name, backbone=candidate.backbone,
+        structure=candidate.structure, baseline=candidate.baseline,
+        phase=plan.phase, scope=plan.scope,
+        input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
+        params=None, macs=None, latency_ms=None, gpu_ms=None,
+        images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
+        tflops=None, peak_fraction=None, ratio_to={},
+        deploy_vs_train_max_rel_diff=None, profile=None, skipped=None,
+        error=None)
+    if plan.phase == 'train' and candidate.structure == 'deploy':
+        # Training always runs the train structure (repmlp-train).
+        record['skipped'] = 'skipped: the deploy structure is inference-only'
+    return record
+
+
+def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
+             record: Dict[str, Any]) -> None:
+    """Fill what needs no timing: parameters, MACs, deploy agreement."""
+    model = candidate.model
+    model.eval()
+    x = make_input(plan.batch, plan.shape, settings)
+    record['params'] = count_params(used_modules(model, plan.scope,
+                                                 plan.phase))
+    record['macs'] = count_macs(
+        CountedForward(model, plan.scope, plan.phase, plan.shape, plan.batch),
+        x)
+    if candidate.reference is not None and plan.phase == 'inference':
+        # FP32 eager on both sides: this checks the conversion, not the
+        # precision of --dtype.
+        metas = image_metas(plan.batch, plan.shape)
+        with torch.no_grad():
+            ref = forward_fn(candidate.reference, plan.scope, metas)(x)
+            out = forward_fn(model, plan.scope, metas)(x)
+        record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
+            ref, out)
+
+
+def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
+             record: Dict[str, Any]) -> None:
+    """Time one plan and fill ``record`` in place."""
+    device = settings.torch_device
+    x = make_input(plan.batch, plan.shape, settings)
+    if plan.phase == 'inference':
+        fn = inference_workload(candidate.model, plan.scope, x, settings)
+        if settings.cuda_graph:
+            try:
+                fn = capture_cuda_graph(fn, device)
+            except torch.OutOfMemoryError:
+                raise
+            except RuntimeError as err:
+                raise CaptureError(
+                    f'{err}; rerun without --cuda-graph to compare '
+                    'eagerly') from err
+    else:
+        fn = train_workload(candidate.model, plan.scope, x, settings,
+                            NUM_CLASSES)
+    timing = time_workload(fn, warmup=settings.warmup,
+                           repeats=settings.repeats, device=device)
+    record['peak_mem_mb'], record['peak_mem_method'] = peak_memory_mb(
+        fn, device)
+    if settings.profile and plan.phase == 'inference':
+        record['profile'] = profile_table(fn, device)
+    _fill_rates(record, timing, plan, settings)
+
+
+def _fill_rates(record: Dict[str, Any], timing: Timing, plan: Plan,
+                settings: BenchmarkSettings) -> None:
+    record['latency_ms'] = Timing.summary(timing.wall_ms)
+    record['gpu_ms'] = Timing.summary(timing.gpu_ms)
+    wall_s = record['latency_ms']['median'] / 1e3
+    record['images_per_s'] = plan.batch / wall_s
+    # Device time when there is one: TFLOP/s describe the GPU's work, not
+    # the launch and synchronization overhead around it.
+    busy_s = (record['gpu_ms']['median'] / 1e3
+              if record['gpu_ms'] else wall_s)
+    flops = 2 * record['macs'] * (TRAIN_FLOPS_PER_FORWARD
+                                  if plan.phase == 'train' else 1)
+    record['tflops'] = flops / busy_s / 1e12
+    peak: Optional[float] = settings.peak_tflops
+    if settings.is_cuda and peak:
+        record['peak_fraction'] = record['tflops'] / peak

@@ -1,0 +1,110 @@
+"""tools/benchmark.py on the CPU: it runs and reports every number.
+
+A smoke test: a tiny RepMLPNet, a narrow head and 64x128 inputs keep it well
+under a minute on 2 cores. Timings are never compared (they depend on the
+machine and on whatever else runs on it).
+"""
+import json
+
+import pytest
+
+from mmseg_repmlp.benchmark import (SMALL_PRESET, load_arch, parse_shape,
+                                    resolve_settings)
+
+from .conftest import TINY_ARCH, run, tool
+
+CANDIDATES = ('repmlp-train', 'repmlp-deploy', 'resnet50')
+
+
+@pytest.fixture(scope='module')
+def benchmark(tmp_path_factory):
+    """JSON and stdout of one tiny run: inference and train, both scopes."""
+    tmp = tmp_path_factory.mktemp('benchmark')
+    arch = tmp / 'tiny_arch.json'
+    arch.write_text(json.dumps(TINY_ARCH))
+    out = tmp / 'result.json'
+    done = run([
+        *tool('benchmark.py'), '--device', 'cpu', '--arch', arch,
+        '--shape', 64, 128, '--train-shape', 64, 128, '--warmup', 1,
+        '--repeats', 2, '--candidates', *CANDIDATES, '--mode', 'both',
+        '--scope', 'both', '--head-channels', 32,
+        # One thread: steady on a CPU shared with other jobs.
+        '--threads', 1, '--out-json', out
+    ], timeout=300)
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_json_has_environment_and_settings(benchmark):
+    result, _ = benchmark
+    env = result['environment']
+    for key in ('torch', 'mmseg', 'device_name', 'cpu_count', 'date',
+                'command'):
+        assert env[key], key
+    assert 'benchmark.py' in env['command']
+    settings = result['settings']
+    assert settings['shapes'] == [[64, 128]]
+    assert settings['arch']['channels'] == list(TINY_ARCH['channels'])
+    assert settings['threads'] == 1 and result['notes']
+
+
+def test_every_candidate_and_workload_is_measured(benchmark):
+    result, _ = benchmark
+    records = result['records']
+    got = {(r['candidate'], r['phase'], r['scope']) for r in records}
+    assert got == {(c, p, s) for c in CANDIDATES
+                   for p in ('inference', 'train')
+                   for s in ('backbone', 'segmentor')}
+    for rec in records:
+        if rec['candidate'] == 'repmlp-deploy' and rec['phase'] == 'train':
+            assert rec['skipped'] and rec['latency_ms'] is None
+            continue
+        assert rec['error'] is None and rec['skipped'] is None
+        assert rec['params'] > 0 and rec['macs'] > 0
+        lat = rec['latency_ms']
+        assert len(lat['samples']) == 2
+        assert 0 < lat['min'] <= lat['median'] <= lat['max']
+        assert rec['images_per_s'] > 0 and rec['tflops'] > 0
+        assert rec['peak_mem_mb'] >= 0 and 'RSS' in rec['peak_mem_method']
+        assert rec['gpu_ms'] is None and rec['peak_fraction'] is None
+        assert rec['ratio_to']['resnet50'] > 0
+        batch = 2 if rec['phase'] == 'train' else 1
+        assert rec['input_shape'] == [batch, 3, 64, 128]
+
+
+def test_deploy_agrees_with_train_structure(benchmark):
+    result, _ = benchmark
+    checked = [r for r in result['records']
+               if r['candidate'] == 'repmlp-deploy'
+               and r['phase'] == 'inference']
+    assert len(checked) == 2
+    for rec in checked:
+        assert rec['deploy_vs_train_max_rel_diff'] < 1e-4
+        assert rec['structure'] == 'deploy'
+    baseline = [r for r in result['records'] if r['candidate'] == 'resnet50'
+                and r['latency_ms']]
+    assert all(r['ratio_to']['resnet50'] == 1 for r in baseline)
+
+
+def test_stdout_has_a_markdown_table_per_workload(benchmark):
+    _, stdout = benchmark
+    assert stdout.count('| candidate |') == 4
+    assert '### inference / segmentor / input 1x3x64x128' in stdout
+    assert '### train / backbone / input 2x3x64x128' in stdout
+    assert 'lat/resnet50' in stdout
+
+
+def test_settings_precedence_and_errors(tmp_path):
+    small = resolve_settings(dict(repeats=7), small=True)
+    assert small.shapes == SMALL_PRESET['shapes'] and small.repeats == 7
+    assert small.device == 'cpu' or small.is_cuda
+    assert parse_shape('512x1024') == (512, 1024)
+    with pytest.raises(ValueError, match='HxW'):
+        parse_shape('512')
+    with pytest.raises(ValueError, match='--device cuda'):
+        resolve_settings(dict(device='cpu', cuda_graph=True))
+    with pytest.raises(ValueError, match='bf16'):
+        resolve_settings(dict(device='cpu', dtype='fp16',
+                              phases=('train', )))
+    with pytest.raises(ValueError, match='B256'):
+        load_arch(str(tmp_path / 'missing.json'))
+    assert load_arch('b256') == 'B256'
