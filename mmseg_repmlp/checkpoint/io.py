@@ -1,10 +1,11 @@
 """Checkpoint files: safe reading (untrusted input), atomic writing, resuming."""
+import contextlib
 import os
 import pickle
 import re
 import tempfile
 import zipfile
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -40,16 +41,17 @@ def safe_torch_load(path: str, map_location: Any = 'cpu',
             f'PyTorch checkpoint ({err}). Re-download or re-export it.') from None
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None],
-                 overwrite: bool = True) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it.
+@contextlib.contextmanager
+def atomic_path(path: str, overwrite: bool = True) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; on success rename it there.
 
-    A crash mid-write leaves the previous file (if any) intact, never a
-    truncated one; the temporary file is removed.
+    Whatever is written to the temporary path (and checked, if the caller
+    checks it inside the block) replaces ``path`` only when the block ends
+    without an exception; a crash leaves the previous file, if any, intact,
+    and the temporary file is removed.
 
     Args:
         path (str): Destination.
-        write (callable): Writes the content to the open binary file.
         overwrite (bool): Replace an existing file. Default: True.
     """
     if not overwrite and os.path.exists(path):
@@ -59,21 +61,29 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None],
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
         dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    os.close(fd)
     try:
+        yield tmp
         # mkstemp makes the file private (0600); give it the permissions a
         # plain open() would have.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, 'wb') as f:
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None],
+                 overwrite: bool = True) -> None:
+    """Call ``write(f)`` on a file that replaces ``path`` once complete
+    (see :func:`atomic_path`)."""
+    with atomic_path(path, overwrite) as tmp:
+        with open(tmp, 'wb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:

@@ -2,7 +2,6 @@
 from collections import OrderedDict
 from typing import Dict, Mapping, Union
 
-import torch
 from torch import Tensor, nn
 
 from .official import (convert_official, describe_arch, detect_layout,

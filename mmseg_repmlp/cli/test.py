@@ -6,13 +6,12 @@ Same arguments as MMSegmentation's ``tools/test.py``. A deploy checkpoint
 """
 import argparse
 import os
-import os.path as osp
 import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
-from .train import build_runner
+from .train import build_runner, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -74,15 +73,7 @@ def _trigger_visualization_hook(cfg: Config, args: argparse.Namespace):
 
 def build_config(args: argparse.Namespace) -> Config:
     from ..checkpoint.deploy_ckpt import configure_for_checkpoint
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     # Loaded strictly in main(), not by MMEngine's lenient load_from.
     cfg.load_from = None
     configure_for_checkpoint(cfg, args.checkpoint)

@@ -46,7 +46,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def load_config(args: argparse.Namespace) -> Config:
+    """The config with ``--cfg-options``, ``--launcher`` and ``--work-dir``
+    applied (the work dir defaults to ``work_dirs/<config name>``)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
@@ -56,6 +58,11 @@ def build_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print('AMP training is already enabled in the config.')

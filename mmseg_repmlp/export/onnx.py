@@ -44,7 +44,6 @@ stops at 20.
 """
 import math
 import os
-import tempfile
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -52,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..checkpoint.io import atomic_path
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -524,11 +525,7 @@ def export_segmentor(model: nn.Module,
     shape = tuple(int(s) for s in shape)
     if min(shape) < 1:
         raise ValueError(f'Invalid shape {shape}.')
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix='.' + os.path.basename(out) + '.',
-        suffix='.tmp')
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         trace_shape = export_onnx(model, tmp, shape, dynamic, output, opset,
                                   label_dtype)
         onnx.checker.check_model(tmp)
@@ -561,13 +558,5 @@ def export_segmentor(model: nn.Module,
                 'The ONNX model does not reproduce the PyTorch model at '
                 + ', '.join('{}x{}'.format(*r['shape']) for r in bad) +
                 f'{hint}; nothing was written.')
-        # mkstemp made the file private (0600); give it the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     log(f'ONNX model written to {out}')
     return results

@@ -1,8 +1,6 @@
 """Interrupted and resumed training, crashes while writing, NaN losses."""
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest

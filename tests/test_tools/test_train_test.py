@@ -1,7 +1,6 @@
 """tools/train.py and tools/test.py end to end on a tiny generated dataset."""
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import torch
