@@ -165,7 +165,6 @@ class BenchmarkSettings:
                 and not self.is_cuda):
             raise ValueError('fp16 training needs CUDA (GradScaler); use '
                              '--dtype bf16 for mixed precision on the CPU.')
-        get_arch(self.arch)
         if get_arch(self.arch).num_stages != 4:
             raise ValueError('UPerNet takes four feature levels: give a '
                              '--arch with four stages.')
