@@ -110,8 +110,7 @@ class RepMLPBlock(nn.Module):
         height, width = x.shape[-2:]
         x = pad_to_multiple(x, self.window)
         windows = window_partition(x, self.window, self.sharesets)
-        out = self.fc3(windows.reshape(windows.shape[0], -1, 1, 1))
-        out = out.reshape(windows.shape)
+        out = self._window_fc(windows)
         if not self.deploy:
             out = self.fc3_bn(out)
             for k in self.kernels:
@@ -120,6 +119,31 @@ class RepMLPBlock(nn.Module):
         if out.shape[-2:] != (height, width):
             out = out[..., :height, :width]
         return out * gate
+
+    def _window_fc(self, windows: Tensor) -> Tensor:
+        """``fc3`` on ``(B, S, h, w)`` windows, as matrix products.
+
+        ``fc3`` keeps the released checkpoints' layout (a grouped 1x1 conv,
+        ``(S * n, n, 1, 1)``), but a convolution over 1x1 maps is several
+        times slower than the same product as a GEMM: one ``linear`` when
+        ``S == 1``, else a batched matmul over the sharesets.
+        """
+        num_windows, num_sets = windows.shape[:2]
+        area = windows.shape[2] * windows.shape[3]
+        weight = self.fc3.weight.view(num_sets, area, area)
+        bias = self.fc3.bias
+        x = windows.reshape(num_windows, num_sets, area)
+        if num_sets == 1:
+            out = F.linear(x.view(num_windows, area), weight[0], bias)
+        else:
+            x = x.transpose(0, 1)  # (S, B, n)
+            if bias is None:
+                out = torch.bmm(x, weight.transpose(1, 2))
+            else:
+                out = torch.baddbmm(
+                    bias.view(num_sets, 1, area), x, weight.transpose(1, 2))
+            out = out.transpose(0, 1)
+        return out.reshape(windows.shape)
 
     @torch.no_grad()
     def reparameterize(self) -> None:
