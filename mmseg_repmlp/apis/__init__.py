@@ -1,5 +1,6 @@
-from mmseg.apis import inference_model, show_result_pyplot
+from mmseg.apis import show_result_pyplot
 
-from .inference import init_model
+from .images import read_image
+from .inference import inference_model, init_model
 
-__all__ = ['init_model', 'inference_model', 'show_result_pyplot']
+__all__ = ['init_model', 'inference_model', 'read_image', 'show_result_pyplot']

@@ -1,4 +1,4 @@
-"""Inference helpers on top of ``mmseg.apis`` for either kind of checkpoint."""
+"""Inference on top of ``mmseg.apis``: either kind of checkpoint, any image."""
 import copy
 import warnings
 from typing import Optional, Union
@@ -77,3 +77,24 @@ def init_model(config: Union[str, Config],
         set_deploy(cfg, deploy=True)
     model.cfg = cfg
     return model.to(device)
+
+
+def inference_model(model: torch.nn.Module, img):
+    """:func:`mmseg.apis.inference_model` that also reads grayscale, RGBA
+    and 16-bit image files, and says clearly when a file is not an image.
+
+    Args:
+        model (nn.Module): From :func:`init_model`.
+        img (str | np.ndarray | list): Image path(s) or BGR array(s).
+
+    Returns:
+        SegDataSample | list[SegDataSample]: As MMSegmentation returns.
+    """
+    from mmseg.apis import inference_model as mmseg_inference_model
+
+    from .images import read_image
+    if isinstance(img, (list, tuple)):
+        img = [read_image(i) if isinstance(i, str) else i for i in img]
+    elif isinstance(img, str):
+        img = read_image(img)
+    return mmseg_inference_model(model, img)

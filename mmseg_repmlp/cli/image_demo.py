@@ -25,15 +25,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    from mmseg.apis import inference_model, show_result_pyplot
-
-    from ..apis import init_model
+    from ..apis import (inference_model, init_model, read_image,
+                        show_result_pyplot)
     try:
+        image = read_image(args.img)
         model = init_model(args.config, args.checkpoint, device=args.device)
-        result = inference_model(model, args.img)
+        result = inference_model(model, image)
     except (OSError, ValueError) as err:
         sys.exit(f'error: {err}')
-    show_result_pyplot(model, args.img, result, opacity=args.opacity,
+    show_result_pyplot(model, image, result, opacity=args.opacity,
                        with_labels=args.with_labels, show=False,
                        out_file=args.out_file)
     print(f'Overlay written to {args.out_file}')

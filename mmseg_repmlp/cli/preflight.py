@@ -4,6 +4,7 @@ MMEngine would otherwise build the whole model and data pipeline, and then
 fail deep inside with a bare ``FileNotFoundError`` (or, for pretrained
 weights, only warn). These checks fail at once and say what to do.
 """
+import os
 import os.path as osp
 from typing import Iterator, List
 
@@ -24,6 +25,16 @@ _PREPARE = {
      'download ADEChallengeData2016.zip (the SceneParsing benchmark) and '
      'unzip it so that {root} is the ADEChallengeData2016 folder'),
 }
+
+
+_IMG_SUFFIX = {'CityscapesDataset': '_leftImg8bit.png', 'ADE20KDataset': '.jpg'}
+
+
+def _has_file(folder: str, suffix: str) -> bool:
+    for _, _, files in os.walk(folder):
+        if any(name.endswith(suffix) for name in files):
+            return True
+    return False
 
 
 def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
@@ -61,6 +72,15 @@ def dataset_problems(cfg: Config, phases=('train', 'val', 'test')) -> List[str]:
                         + how.format(root=root) + '.')
                     break
             else:
+                suffix = ds.get('img_suffix') or _IMG_SUFFIX.get(
+                    ds.get('type', ''), '.jpg')
+                images = osp.join(root, prefix.get('img_path', ''))
+                if not _has_file(images, suffix):
+                    problems.append(
+                        f'{phase} data: folder {images!r} has no '
+                        f'*{suffix} images. {ds.get("type", "The dataset")} '
+                        f'expects under {root!r}: {layout}.')
+                    continue
                 ann = ds.get('ann_file', '')
                 if ann and not osp.isfile(osp.join(root, ann)):
                     problems.append(f'{phase} data: split file '

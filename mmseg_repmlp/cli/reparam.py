@@ -42,9 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def verify_on_image(cfg: Config, checkpoint: str, image: str,
                     tolerance: float) -> None:
     """Compare training-time and deploy models on ``image``; raise if off."""
-    from mmseg.apis import inference_model
-
-    from ..apis import init_model
+    from ..apis import inference_model, init_model
     from ..deploy import reparameterize_model
     model = init_model(cfg, checkpoint, device='cpu', deploy=False)
     deployed = reparameterize_model(model)

@@ -64,13 +64,47 @@ def test_mismatched_checkpoint_is_an_error_naming_keys(trained):
                    deploy=False)
 
 
-def test_inference_on_a_grayscale_image(trained, image, tmp_path):
+@pytest.mark.parametrize('kind', ['gray', 'bgra', 'uint16'])
+def test_inference_reads_other_image_kinds(trained, image, tmp_path, kind):
     import cv2
     work, _ = trained
     model = init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu')
     bgr = cv2.imread(image)
-    gray = tmp_path / 'gray.png'
-    cv2.imwrite(str(gray), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
-    result = inference_model(model, str(gray))
+    variant = {
+        'gray': cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY),
+        'bgra': cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA),
+        'uint16': bgr.astype(np.uint16) * 257,
+    }[kind]
+    path = tmp_path / f'{kind}.png'
+    cv2.imwrite(str(path), variant)
+    result = inference_model(model, str(path))
     assert result.pred_sem_seg.data.shape[-2:] == bgr.shape[:2]
-    assert np.isfinite(result.seg_logits.data.numpy()).all()
+    if kind != 'gray':  # same pixels as the 8-bit BGR image
+        ref = inference_model(model, image)
+        assert torch.equal(result.pred_sem_seg.data, ref.pred_sem_seg.data)
+
+
+def test_unreadable_images_have_clear_errors(tmp_path, image):
+    from mmseg_repmlp.apis import read_image
+    not_image = tmp_path / 'notes.png'
+    not_image.write_text('not an image')
+    with pytest.raises(ValueError, match='not an image OpenCV can read'):
+        read_image(str(not_image))
+    data = open(image, 'rb').read()
+    cut = tmp_path / 'cut.png'
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(ValueError, match='truncated'):
+        read_image(str(cut))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        read_image(str(tmp_path / 'missing.png'))
+
+
+def test_tiny_image_is_segmented(trained, tmp_path):
+    """Smaller than one window, even than the stem's stride: padded."""
+    import cv2
+    work, _ = trained
+    model = init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu')
+    path = tmp_path / 'tiny.png'
+    cv2.imwrite(str(path), np.full((3, 5, 3), 127, np.uint8))
+    assert inference_model(model, str(path)).pred_sem_seg.data.shape[-2:] \
+        == (3, 5)

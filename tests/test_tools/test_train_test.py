@@ -158,3 +158,17 @@ def test_image_demo_writes_an_overlay(trained, tiny_cityscapes, tmp_path):
          '--out-file', out])
     overlay = np.asarray(Image.open(out))
     assert overlay.shape[:2] == np.asarray(Image.open(image)).shape[:2]
+
+
+def test_empty_dataset_folder_is_named(tmp_path):
+    root = tmp_path / 'cityscapes'
+    for sub in ('leftImg8bit/train', 'gtFine/train', 'leftImg8bit/val',
+                'gtFine/val'):
+        (root / sub).mkdir(parents=True)
+    done = run([*tool('train.py'), CONFIG, '--work-dir', tmp_path / 'w',
+                '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+                f'val_dataloader.dataset.data_root={root}'],
+               check=False, timeout=120)
+    assert done.returncode != 0
+    assert 'leftImg8bit/train' in done.stderr
+    assert 'has no *_leftImg8bit.png images' in done.stderr
