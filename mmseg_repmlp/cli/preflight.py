@@ -27,14 +27,59 @@ _PREPARE = {
 }
 
 
-_IMG_SUFFIX = {'CityscapesDataset': '_leftImg8bit.png', 'ADE20KDataset': '.jpg'}
+#: (image suffix, label suffix) of the datasets whose layout is known.
+_SUFFIXES = {
+    'CityscapesDataset': ('_leftImg8bit.png', '_gtFine_labelTrainIds.png'),
+    'ADE20KDataset': ('.jpg', '.png'),
+}
+#: Label maps read to check their ids: enough to catch a wrong conversion
+#: (e.g. Cityscapes labelIds instead of trainIds) without reading them all.
+LABELS_SAMPLED = 16
 
 
-def _has_file(folder: str, suffix: str) -> bool:
-    for _, _, files in os.walk(folder):
-        if any(name.endswith(suffix) for name in files):
-            return True
-    return False
+def _images(folder: str, suffix: str) -> List[str]:
+    found = []
+    for parent, _, files in os.walk(folder):
+        found += [osp.relpath(osp.join(parent, name), folder)
+                  for name in files if name.endswith(suffix)]
+    return sorted(found)
+
+
+def _label_problems(phase: str, ds: ConfigDict, images: List[str],
+                    img_dir: str, label_dir: str, img_suffix: str,
+                    label_suffix: str, num_classes: int) -> List[str]:
+    """Missing label maps, and label ids that are not classes."""
+    import cv2
+    import numpy as np
+    labels = [osp.join(label_dir, name[:-len(img_suffix)] + label_suffix)
+              for name in images]
+    missing = [(img, lbl) for img, lbl in zip(images, labels)
+               if not osp.isfile(lbl)]
+    if missing:
+        return [f'{phase} data: {len(missing)} of {len(images)} images in '
+                f'{img_dir!r} have no label map, e.g. {missing[0][0]!r} needs '
+                f'{missing[0][1]!r}. Prepare the labels (see above) or remove '
+                'those images.']
+    ignore = ds.get('ignore_index', 255)
+    # reduce_zero_label maps raw 0 to ignore and 1..C to 0..C-1.
+    reduce = ds.get('reduce_zero_label', False)
+    valid = set(range(0, num_classes + 1 if reduce else num_classes))
+    valid.add(ignore)
+    step = max(len(labels) // LABELS_SAMPLED, 1)
+    for path in labels[::step][:LABELS_SAMPLED]:
+        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if label is None:
+            return [f'{phase} data: label map {path!r} cannot be read.']
+        bad = sorted(set(np.unique(label).tolist()) - valid)
+        if bad:
+            return [f'{phase} data: label map {path!r} has ids {bad[:10]} '
+                    f'outside the {num_classes} classes (and ignore index '
+                    f'{ignore}). The label maps must hold class indices '
+                    + ('(for Cityscapes: *_labelTrainIds.png from '
+                       'tools/dataset_converters/cityscapes.py, not the '
+                       'labelIds); ' if ds.get('type') == 'CityscapesDataset'
+                       else '; ') + 'fix the labels or the num_classes.']
+    return []
 
 
 def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
@@ -50,8 +95,11 @@ def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
 
 
 def dataset_problems(cfg: Config, phases=('train', 'val', 'test')) -> List[str]:
-    """Messages for every dataset folder a run would read and cannot."""
+    """Messages for every dataset folder a run would read and cannot, and
+    for label maps that are missing or hold ids that are not classes."""
     problems = []
+    num_classes = cfg.get('model', {}).get('decode_head', {}).get(
+        'num_classes')
     for phase in phases:
         loader = cfg.get(f'{phase}_dataloader')
         if not loader:
@@ -72,15 +120,24 @@ def dataset_problems(cfg: Config, phases=('train', 'val', 'test')) -> List[str]:
                         + how.format(root=root) + '.')
                     break
             else:
-                suffix = ds.get('img_suffix') or _IMG_SUFFIX.get(
-                    ds.get('type', ''), '.jpg')
-                images = osp.join(root, prefix.get('img_path', ''))
-                if not _has_file(images, suffix):
+                img_suffix, label_suffix = _SUFFIXES.get(
+                    ds.get('type', ''), ('.jpg', '.png'))
+                img_suffix = ds.get('img_suffix', img_suffix)
+                label_suffix = ds.get('seg_map_suffix', label_suffix)
+                img_dir = osp.join(root, prefix.get('img_path', ''))
+                images = _images(img_dir, img_suffix)
+                if not images:
                     problems.append(
-                        f'{phase} data: folder {images!r} has no '
-                        f'*{suffix} images. {ds.get("type", "The dataset")} '
-                        f'expects under {root!r}: {layout}.')
+                        f'{phase} data: folder {img_dir!r} has no '
+                        f'*{img_suffix} images. '
+                        f'{ds.get("type", "The dataset")} expects under '
+                        f'{root!r}: {layout}.')
                     continue
+                if num_classes:
+                    problems += _label_problems(
+                        phase, ds, images, img_dir,
+                        osp.join(root, prefix.get('seg_map_path', '')),
+                        img_suffix, label_suffix, num_classes)
                 ann = ds.get('ann_file', '')
                 if ann and not osp.isfile(osp.join(root, ann)):
                     problems.append(f'{phase} data: split file '

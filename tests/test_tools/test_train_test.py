@@ -172,3 +172,26 @@ def test_empty_dataset_folder_is_named(tmp_path):
     assert done.returncode != 0
     assert 'leftImg8bit/train' in done.stderr
     assert 'has no *_leftImg8bit.png images' in done.stderr
+
+
+def test_label_problems_are_named_before_training(tiny_cityscapes, tmp_path):
+    import shutil
+    root = tmp_path / 'cityscapes'
+    shutil.copytree(tiny_cityscapes, root)
+    labels = sorted((root / 'gtFine' / 'train').rglob('*_labelTrainIds.png'))
+    bad = np.asarray(Image.open(labels[0])).copy()
+    bad[:4, :4] = 33  # a Cityscapes labelId, not a trainId
+    Image.fromarray(bad).save(labels[0])
+    opts = [f'{s}_dataloader.dataset.data_root={root}'
+            for s in ('train', 'val')]
+    done = run([*tool('train.py'), CONFIG, '--work-dir', tmp_path / 'w',
+                '--cfg-options', *opts], check=False, timeout=120)
+    assert done.returncode != 0
+    assert 'has ids [33] outside the 19 classes' in done.stderr
+    assert labels[0].name in done.stderr
+    labels[1].unlink()
+    done = run([*tool('train.py'), CONFIG, '--work-dir', tmp_path / 'w',
+                '--cfg-options', *opts], check=False, timeout=120)
+    assert '1 of 4 images' in done.stderr and 'have no label map' in \
+        done.stderr
+    assert labels[1].name in done.stderr
