@@ -8,12 +8,25 @@ import json
 
 import pytest
 
-from mmseg_repmlp.benchmark import (SMALL_PRESET, load_arch, parse_shape,
-                                    resolve_settings)
+from mmseg_repmlp.benchmark import (CANDIDATES as ALL_CANDIDATES,
+                                    SMALL_PRESET, default_candidates,
+                                    load_arch, onnx_available, parse_shape,
+                                    resolve_settings, run_benchmark)
 
 from .conftest import TINY_ARCH, run, tool
 
-CANDIDATES = ('repmlp-train', 'repmlp-deploy', 'resnet50')
+CANDIDATES = ('repmlp-train', 'repmlp-deploy', 'repmlp-onnx', 'resnet50')
+
+
+def _skipped(rec):
+    """Whether the smoke run must skip a record, and why (a word of it)."""
+    if rec['candidate'] == 'repmlp-deploy':
+        return rec['phase'] == 'train' and 'inference-only'
+    if rec['candidate'] == 'repmlp-onnx':
+        if rec['phase'] == 'train':
+            return 'inference-only'
+        return rec['scope'] == 'backbone' and 'whole segmentor'
+    return False
 
 
 @pytest.fixture(scope='module')
@@ -55,8 +68,9 @@ def test_every_candidate_and_workload_is_measured(benchmark):
                    for p in ('inference', 'train')
                    for s in ('backbone', 'segmentor')}
     for rec in records:
-        if rec['candidate'] == 'repmlp-deploy' and rec['phase'] == 'train':
-            assert rec['skipped'] and rec['latency_ms'] is None
+        if _skipped(rec):
+            assert _skipped(rec) in rec['skipped']
+            assert rec['latency_ms'] is None and rec['macs'] is None
             continue
         assert rec['error'] is None and rec['skipped'] is None
         assert rec['params'] > 0 and rec['macs'] > 0
@@ -64,7 +78,12 @@ def test_every_candidate_and_workload_is_measured(benchmark):
         assert len(lat['samples']) == 2
         assert 0 < lat['min'] <= lat['median'] <= lat['max']
         assert rec['images_per_s'] > 0 and rec['tflops'] > 0
-        assert rec['peak_mem_mb'] >= 0 and 'RSS' in rec['peak_mem_method']
+        if rec['candidate'] == 'repmlp-onnx':
+            assert rec['peak_mem_mb'] is None
+            assert 'arena' in rec['peak_mem_method']
+        else:
+            assert rec['peak_mem_mb'] >= 0
+            assert 'RSS' in rec['peak_mem_method']
         assert rec['gpu_ms'] is None and rec['peak_fraction'] is None
         assert rec['ratio_to']['resnet50'] > 0
         batch = 2 if rec['phase'] == 'train' else 1
@@ -83,6 +102,43 @@ def test_deploy_agrees_with_train_structure(benchmark):
     baseline = [r for r in result['records'] if r['candidate'] == 'resnet50'
                 and r['latency_ms']]
     assert all(r['ratio_to']['resnet50'] == 1 for r in baseline)
+
+
+def test_onnx_agrees_with_train_structure(benchmark):
+    result, stdout = benchmark
+    (rec, ) = [r for r in result['records'] if r['candidate'] == 'repmlp-onnx'
+               and not r['skipped']]
+    assert (rec['phase'], rec['scope']) == ('inference', 'segmentor')
+    assert rec['structure'] == 'onnx'
+    # Raw pixels through the graph's own normalisation vs the train
+    # structure's data preprocessor + encode_decode.
+    assert rec['deploy_vs_train_max_rel_diff'] < 1e-4
+    deploy = [r for r in result['records'] if r['candidate'] ==
+              'repmlp-deploy' and r['scope'] == 'segmentor' and
+              r['phase'] == 'inference']
+    assert rec['macs'] == deploy[0]['macs']
+    assert any(n.startswith('repmlp-onnx:') for n in result['notes'])
+    assert '| repmlp-onnx |' in stdout
+
+
+def test_onnx_is_skipped_where_it_does_not_apply():
+    # Nothing to run: no model is built or exported, and each record says
+    # why.
+    settings = resolve_settings(dict(
+        device='cpu', dtype='bf16', candidates=['repmlp-onnx'],
+        phases=('inference', 'train'), shapes=[(64, 128)],
+        train_shape=(64, 128)))
+    result = run_benchmark(settings, log=lambda message: None)
+    reasons = {(r['phase'], r['scope']): r['skipped']
+               for r in result['records']}
+    assert 'bf16' in reasons['inference', 'segmentor']
+    assert 'whole segmentor' in reasons['inference', 'backbone']
+    assert 'inference-only' in reasons['train', 'segmentor']
+    assert all(r['latency_ms'] is None for r in result['records'])
+    assert 'repmlp-onnx' in ALL_CANDIDATES
+    assert ('repmlp-onnx' in default_candidates()) == onnx_available()
+    assert resolve_settings({}, small=True).candidates == \
+        default_candidates()
 
 
 def test_stdout_has_a_markdown_table_per_workload(benchmark):

@@ -1,4 +1,5 @@
-"""Benchmark UPerNet + RepMLPNet (train and deploy structure) against
+"""Benchmark UPerNet + RepMLPNet (train and deploy structure, and the deploy
+segmentor exported to ONNX in onnxruntime on the CPU) against
 MMSegmentation's UPerNet ResNetV1c-50/101 and Swin-T baselines.
 
     python tools/benchmark.py --small --mode both     # ~3 min on 2 CPU cores
@@ -48,7 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--head-channels', type=int,
                         help='UPerNet channels for every candidate (512)')
     parser.add_argument('--candidates', nargs='+', choices=CANDIDATES,
-                        help='subset to run (default: all)')
+                        help='subset to run (default: all; repmlp-onnx '
+                        'only when onnx and onnxruntime are installed)')
     parser.add_argument('--warmup', type=int,
                         help='untimed calls (cuda 10, cpu 1)')
     parser.add_argument('--repeats', type=int,

@@ -5,6 +5,9 @@
   structure;
 * ``repmlp-deploy``: the same weights after
   :func:`mmseg_repmlp.reparameterize_model`;
+* ``repmlp-onnx``: that deploy segmentor exported to ONNX
+  (:func:`mmseg_repmlp.export.onnx.export_onnx`, raw pixels in, logits out)
+  and run by onnxruntime on the CPU (:func:`onnx_session`);
 * ``resnet50``, ``resnet101``, ``swin-t``: MMSegmentation's own UPerNet
   configs (``mmseg::_base_/models/upernet_{r50,swin}.py``).
 
@@ -14,9 +17,11 @@ weights from the same seed.
 """
 import copy
 import functools
+import os.path as osp
+import tempfile
 import warnings
-from dataclasses import dataclass
-from typing import Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -29,12 +34,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..checkpoint.deploy_ckpt import build_segmentor
 from ..config_paths import config_path
 from ..deploy import is_deployed, reparameterize_model
+from ..export.onnx import export_onnx, ort_session
 from ..models.backbones.arch import get_arch
-from .settings import (BASELINES, REPMLP_DEPLOY, REPMLP_TRAIN,
-                       BenchmarkSettings)
+from .settings import (BASELINES, CANDIDATES, REPMLP_DEPLOY, REPMLP_ONNX,
+                       REPMLP_TRAIN, BenchmarkSettings, Shape)
 
 NUM_CLASSES = 19
 REPMLP_CONFIG = 'cityscapes/upernet_repmlpnet.py'
+#: Candidates built from this project's RepMLPNet config.
+REPMLP_CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX)
 _BASE_CONFIGS = {
     'resnet50': 'mmseg::_base_/models/upernet_r50.py',
     'resnet101': 'mmseg::_base_/models/upernet_r50.py',
@@ -48,18 +56,23 @@ class Candidate:
 
     Attributes:
         name (str): Candidate name (see :data:`.settings.CANDIDATES`).
-        model (nn.Module): The segmentor, on the device, in eval mode.
+        model (nn.Module): The segmentor, on the device, in eval mode
+            (for ``repmlp-onnx``, the deploy segmentor it exports).
         backbone (str): Human-readable backbone description.
-        structure (str): ``'train'``, ``'deploy'`` or ``'baseline'``.
-        reference (nn.Module, optional): For ``repmlp-deploy``, the
-            training-structure model it was converted from, kept only until
-            the runner has compared their outputs.
+        structure (str): See :func:`structure_of`.
+        reference (nn.Module, optional): For ``repmlp-deploy`` and
+            ``repmlp-onnx``, the training-structure model the deploy one was
+            converted from, kept only until the runner has compared their
+            outputs.
+        sessions (dict): For ``repmlp-onnx``, the onnxruntime session of
+            each ``(shape, batch)`` exported so far (see :func:`onnx_session`).
     """
     name: str
     model: nn.Module
     backbone: str
     structure: str
     reference: Optional[nn.Module] = None
+    sessions: Dict[Tuple[Shape, int], Any] = field(default_factory=dict)
 
     @property
     def baseline(self) -> bool:
@@ -78,7 +91,7 @@ def model_config(name: str, arch: Union[str, dict] = 'B256',
     Returns:
         ConfigDict: A config MMSegmentation's ``MODELS`` builds.
     """
-    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+    if name in REPMLP_CANDIDATES:
         model = _model_of(config_path(REPMLP_CONFIG))
         # Random weights: the benchmark never needs the ImageNet file.
         model.backbone.init_cfg = None
@@ -100,7 +113,7 @@ def model_config(name: str, arch: Union[str, dict] = 'B256',
             channels = [256, 512, 1024, 2048]
     else:
         raise KeyError(f'Unknown candidate {name!r}; choose from '
-                       f'repmlp-train, repmlp-deploy, {", ".join(BASELINES)}.')
+                       f'{", ".join(CANDIDATES)}.')
     model.decode_head.update(
         in_channels=channels, channels=head_channels, num_classes=NUM_CLASSES)
     model.auxiliary_head.update(
@@ -127,18 +140,27 @@ def _load_model(config: str) -> ConfigDict:
 
 def describe_backbone(name: str, arch: Union[str, dict]) -> str:
     """Short backbone label for reports."""
-    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+    if name in REPMLP_CANDIDATES:
         # A custom arch is spelled out in the JSON's settings.
         return f'RepMLPNet-{arch if isinstance(arch, str) else "custom"}'
     return {'resnet50': 'ResNetV1c-50', 'resnet101': 'ResNetV1c-101',
             'swin-t': 'Swin-T'}[name]
 
 
+def structure_of(name: str) -> str:
+    """``'train'``, ``'deploy'``, ``'onnx'`` (the deploy structure in
+    onnxruntime) or ``'baseline'``: what candidate ``name`` runs."""
+    return {REPMLP_TRAIN: 'train', REPMLP_DEPLOY: 'deploy',
+            REPMLP_ONNX: 'onnx'}.get(name, 'baseline')
+
+
 def build_candidate(name: str, settings: BenchmarkSettings) -> Candidate:
     """Build candidate ``name`` on ``settings.device``.
 
-    The two RepMLPNet candidates are built from the same seed, so
-    ``repmlp-deploy`` is exactly the re-parameterized ``repmlp-train``.
+    The RepMLPNet candidates are built from the same seed, so
+    ``repmlp-deploy`` is exactly the re-parameterized ``repmlp-train``, and
+    ``repmlp-onnx`` holds that same deploy segmentor (exported per input
+    size by the runner, with :func:`onnx_session`).
     """
     cfg = Config(dict(model=model_config(name, settings.arch,
                                          settings.head_channels)))
@@ -152,27 +174,49 @@ def build_candidate(name: str, settings: BenchmarkSettings) -> Candidate:
         warnings.filterwarnings('ignore', message='.*avg_non_ignore.*')
         model = build_segmentor(cfg)
     model = revert_sync_batchnorm(model).eval()
-    structure = 'baseline'
     reference = None
-    if name in (REPMLP_TRAIN, REPMLP_DEPLOY):
+    if name in REPMLP_CANDIDATES:
         # A fresh BatchNorm is the identity and would hide a wrong fusion
         # from the train/deploy agreement check.
         randomize_norm_stats_(model, settings.seed)
-        structure = 'train'
-    if name == REPMLP_DEPLOY:
+    if name in (REPMLP_DEPLOY, REPMLP_ONNX):
         reference = model
         model = reparameterize_model(model)
         if not is_deployed(model):
             raise RuntimeError('reparameterize_model left training-time '
                                'modules in the RepMLPNet segmentor.')
-        structure = 'deploy'
     memory_format = (torch.channels_last if settings.channels_last else
                      torch.contiguous_format)
     for module in (model, reference):
         if module is not None:
             module.to(settings.torch_device, memory_format=memory_format)
     return Candidate(name, model, describe_backbone(name, settings.arch),
-                     structure, reference)
+                     structure_of(name), reference)
+
+
+def onnx_session(model: nn.Module, shape: Shape, batch: int,
+                 num_threads: Optional[int] = None) -> Any:
+    """Export ``model`` (a deploy segmentor) and open it in onnxruntime.
+
+    The graph (raw BGR pixels in, logits at the input size out, see
+    :mod:`mmseg_repmlp.export.onnx`) goes to a temporary file, removed once
+    the session has loaded it. It has a fixed ``shape``; ``export_onnx``'s
+    fixed graphs take one image, so for ``batch > 1`` the graph is exported
+    with dynamic axes instead.
+
+    Args:
+        model (nn.Module): The deploy segmentor (left unchanged).
+        shape (tuple[int, int]): Input ``(H, W)``.
+        batch (int): Images per call.
+        num_threads (int, optional): onnxruntime intra-op threads.
+
+    Returns:
+        onnxruntime.InferenceSession: On the CPU execution provider.
+    """
+    with tempfile.TemporaryDirectory(prefix='repmlp_onnx_') as folder:
+        path = osp.join(folder, 'segmentor.onnx')
+        export_onnx(model, path, shape, dynamic=batch > 1)
+        return ort_session(path, num_threads=num_threads)
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .settings import BenchmarkSettings
+from ..export.onnx import DEFAULT_OPSET
+from .settings import REPMLP_DEPLOY, REPMLP_ONNX, BenchmarkSettings
 from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY
 
 Record = Dict[str, Any]
@@ -87,6 +88,18 @@ def notes(settings: BenchmarkSettings) -> List[str]:
         'deploy vs train: max |deploy - train| / max |train| of the '
         'outputs (logits or features), FP32 eager, same input',
     ]
+    if REPMLP_ONNX in settings.candidates:
+        out.append(
+            f'{REPMLP_ONNX}: the {REPMLP_DEPLOY} segmentor exported to ONNX '
+            f'(opset {DEFAULT_OPSET}, fixed input size; dynamic axes when '
+            '--batch > 1) and timed as onnxruntime '
+            'session.run on the CPU with as many intra-op threads as '
+            'PyTorch; its input is raw pixels (0..255) normalized inside the '
+            'graph; params and MACs are the PyTorch deploy model\'s; deploy '
+            'vs train compares its logits with the train structure\'s data '
+            'preprocessor + encode_decode on the same pixels; no peak '
+            'memory (onnxruntime reuses the arena its warm-up filled); fp32 '
+            'CPU segmentor inference only')
     if settings.compile:
         out.append('torch.compile (default mode) on the backbone, neck and '
                    'heads; compilation happens in the warm-up, untimed')

@@ -7,6 +7,10 @@ then time each workload (inference first, training last, since a training
 step changes the weights), measure its peak memory in one more untimed call
 and optionally profile it. The candidate is freed before the next is built,
 so only one model occupies the device at a time.
+
+``repmlp-onnx`` is exported once per input size, in the analysis step (its
+agreement check needs the graph): the timed call is then ``session.run``.
+A candidate with nothing to run (see :func:`skip_reason`) is not built.
 """
 import gc
 import os
@@ -17,15 +21,17 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .candidates import NUM_CLASSES, Candidate, build_candidate
+from ..export.onnx import run_onnx, torch_reference
+from .candidates import (NUM_CLASSES, Candidate, build_candidate,
+                         describe_backbone, onnx_session, structure_of)
 from .complexity import count_macs, count_params, max_relative_difference
 from .report import add_ratios, environment, notes
-from .settings import BenchmarkSettings, Shape
-from .timing import (Timing, capture_cuda_graph, peak_memory_mb,
+from .settings import BenchmarkSettings, Shape, onnx_available
+from .timing import (ORT_ARENA, Timing, capture_cuda_graph, peak_memory_mb,
                      profile_table, time_workload)
 from .workloads import (CountedForward, forward_fn, image_metas,
-                        inference_workload, make_input, train_workload,
-                        used_modules)
+                        inference_workload, make_input, make_pixels,
+                        onnx_workload, train_workload, used_modules)
 
 Log = Callable[[str], None]
 
@@ -87,7 +93,16 @@ def run_benchmark(settings: BenchmarkSettings,
                   settings=settings.to_dict(), notes=notes(settings),
                   records=[])
     for name in settings.candidates:
-        log(f'[benchmark] {name}: building, counting MACs')
+        skipped = [_new_record(name, plan, settings)
+                   for plan in plans(settings)]
+        if all(record['skipped'] for record in skipped):
+            # E.g. repmlp-onnx for --mode train: the records say why.
+            log(f'[benchmark] {name}: nothing to run ('
+                f'{"; ".join(sorted({r["skipped"] for r in skipped}))})')
+            result['records'] += skipped
+            continue
+        onnx = ', exporting ONNX' if structure_of(name) == 'onnx' else ''
+        log(f'[benchmark] {name}: building, counting MACs{onnx}')
         candidate = build_candidate(name, settings)
         result['records'] += measure_candidate(candidate, settings, log)
         del candidate
@@ -119,13 +134,14 @@ class CaptureError(RuntimeError):
 def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
                       log: Log = _stderr) -> List[Dict[str, Any]]:
     """All workloads of one candidate; see the module docstring."""
-    todo = [(plan, _new_record(candidate, plan, settings))
+    todo = [(plan, _new_record(candidate.name, plan, settings))
             for plan in plans(settings)]
     for plan, record in todo:
         if not record['skipped']:
             _guarded(_analyse, candidate, plan, settings, record, log)
     candidate.reference = None  # only the agreement check needed it
-    if settings.compile:
+    # repmlp-onnx runs its exported graph, never the PyTorch modules.
+    if settings.compile and candidate.structure != 'onnx':
         parts = {id(m): m for plan, _ in todo
                  for m in used_modules(candidate.model, plan.scope,
                                        plan.phase)}
@@ -160,22 +176,46 @@ def _guarded(step: Callable, candidate: Candidate, plan: Plan,
             torch.cuda.empty_cache()
 
 
-def _new_record(candidate: Candidate, plan: Plan,
+def skip_reason(name: str, plan: Plan,
+                settings: BenchmarkSettings) -> Optional[str]:
+    """Why candidate ``name`` does not run ``plan``; None when it does."""
+    structure = structure_of(name)
+    if plan.phase == 'train' and structure == 'deploy':
+        # Training always runs the train structure (repmlp-train).
+        return 'skipped: the deploy structure is inference-only'
+    if structure != 'onnx':
+        return None
+    if plan.phase == 'train':
+        return 'skipped: the ONNX graph is inference-only'
+    if plan.scope == 'backbone':
+        return ('skipped: the ONNX graph is the whole segmentor (raw pixels '
+                'to logits)')
+    if settings.dtype != 'fp32':
+        return (f'skipped: the ONNX graph is exported in fp32; --dtype '
+                f'{settings.dtype} has no onnxruntime counterpart here')
+    if settings.is_cuda:
+        return ('skipped: onnxruntime runs on the CPU; compare it with '
+                '--device cpu')
+    if not onnx_available():
+        return ('skipped: onnx and onnxruntime are not installed (pip '
+                'install onnx onnxruntime)')
+    return None
+
+
+def _new_record(name: str, plan: Plan,
                 settings: BenchmarkSettings) -> Dict[str, Any]:
     """Empty record of a plan (``skipped`` set where it does not apply)."""
+    structure = structure_of(name)
     record: Dict[str, Any] = dict(
-        candidate=candidate.name, backbone=candidate.backbone,
-        structure=candidate.structure, baseline=candidate.baseline,
+        candidate=name, backbone=describe_backbone(name, settings.arch),
+        structure=structure, baseline=structure == 'baseline',
         phase=plan.phase, scope=plan.scope,
         input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
         params=None, macs=None, latency_ms=None, gpu_ms=None,
         images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
         tflops=None, peak_fraction=None, ratio_to={},
-        deploy_vs_train_max_rel_diff=None, profile=None, skipped=None,
-        error=None)
-    if plan.phase == 'train' and candidate.structure == 'deploy':
-        # Training always runs the train structure (repmlp-train).
-        record['skipped'] = 'skipped: the deploy structure is inference-only'
+        deploy_vs_train_max_rel_diff=None, profile=None,
+        skipped=skip_reason(name, plan, settings), error=None)
     return record
 
 
@@ -190,7 +230,21 @@ def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
     record['macs'] = count_macs(
         CountedForward(model, plan.scope, plan.phase, plan.shape, plan.batch),
         x)
-    if candidate.reference is not None and plan.phase == 'inference':
+    if candidate.structure == 'onnx':
+        # Exported here, at this plan's size, as the check needs the graph;
+        # _measure times the same session. The graph normalizes raw pixels
+        # itself, so the simplest like-for-like reference is MMSegmentation's
+        # own path on the same pixels: the train structure's data
+        # preprocessor, then encode_decode (torch_reference; CPU, FP32).
+        session = onnx_session(candidate.model, plan.shape, plan.batch,
+                               _onnx_threads())
+        candidate.sessions[(plan.shape, plan.batch)] = session
+        pixels = make_pixels(plan.batch, plan.shape, settings)
+        ref, _ = torch_reference(candidate.reference, pixels)
+        record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
+            torch.from_numpy(ref), torch.from_numpy(run_onnx(session,
+                                                             pixels)))
+    elif candidate.reference is not None and plan.phase == 'inference':
         # FP32 eager on both sides: this checks the conversion, not the
         # precision of --dtype.
         metas = image_metas(plan.batch, plan.shape)
@@ -201,12 +255,22 @@ def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
             ref, out)
 
 
+def _onnx_threads() -> int:
+    """onnxruntime's intra-op threads: as many as PyTorch uses (--threads,
+    else PyTorch's default), so both runtimes get the same cores."""
+    return torch.get_num_threads()
+
+
 def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
              record: Dict[str, Any]) -> None:
     """Time one plan and fill ``record`` in place."""
     device = settings.torch_device
     x = make_input(plan.batch, plan.shape, settings)
-    if plan.phase == 'inference':
+    if candidate.structure == 'onnx':
+        # The session _analyse exported; freed with the workload.
+        fn = onnx_workload(candidate.sessions.pop((plan.shape, plan.batch)),
+                           make_pixels(plan.batch, plan.shape, settings))
+    elif plan.phase == 'inference':
         fn = inference_workload(candidate.model, plan.scope, x, settings)
         if settings.cuda_graph:
             try:
@@ -222,9 +286,14 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
                             NUM_CLASSES)
     timing = time_workload(fn, warmup=settings.warmup,
                            repeats=settings.repeats, device=device)
-    record['peak_mem_mb'], record['peak_mem_method'] = peak_memory_mb(
-        fn, device)
-    if settings.profile and plan.phase == 'inference':
+    if candidate.structure == 'onnx':
+        record['peak_mem_method'] = ORT_ARENA  # no number rather than ~0
+    else:
+        record['peak_mem_mb'], record['peak_mem_method'] = peak_memory_mb(
+            fn, device)
+    # PyTorch's profiler sees nothing inside onnxruntime.
+    if (settings.profile and plan.phase == 'inference'
+            and candidate.structure != 'onnx'):
         record['profile'] = profile_table(fn, device)
     _fill_rates(record, timing, plan, settings)
 

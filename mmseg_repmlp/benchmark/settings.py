@@ -7,6 +7,7 @@ into settings, filling what the user left out from the ``--small`` preset and
 then from the device's defaults, and checks them with messages that say what
 to do.
 """
+import functools
 import json
 import os.path as osp
 import warnings
@@ -21,9 +22,11 @@ Shape = Tuple[int, int]
 
 REPMLP_TRAIN = 'repmlp-train'
 REPMLP_DEPLOY = 'repmlp-deploy'
+#: The deploy segmentor exported to ONNX and run by onnxruntime on the CPU.
+REPMLP_ONNX = 'repmlp-onnx'
 #: MMSegmentation's own UPerNet baselines, in report order.
 BASELINES = ('resnet50', 'resnet101', 'swin-t')
-CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY) + BASELINES
+CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX) + BASELINES
 
 PHASES = ('inference', 'train')
 SCOPES = ('backbone', 'segmentor')
@@ -39,10 +42,11 @@ SMALL_ARCH = dict(
     window_sizes=(16, 8, 4, 2),
     sharesets=(1, 4, 8, 16))
 
-#: ``--small``: a few minutes on 2 CPU cores for all five candidates. The
-#: UPerNet head, not the backbone, dominates a segmentor's cost (at 512
-#: channels it is ~27 GMACs of the R50 model's ~30 at 128x256), so the head
-#: is narrowed too, identically for every candidate.
+#: ``--small``: a few minutes on 2 CPU cores for all the default candidates
+#: (:func:`default_candidates`: ``repmlp-onnx`` too when onnxruntime is
+#: installed). The UPerNet head, not the backbone, dominates a segmentor's
+#: cost (at 512 channels it is ~27 GMACs of the R50 model's ~30 at 128x256),
+#: so the head is narrowed too, identically for every candidate.
 SMALL_PRESET: Dict[str, Any] = dict(
     shapes=((128, 256), ),
     train_shape=(128, 256),
@@ -54,6 +58,23 @@ SMALL_PRESET: Dict[str, Any] = dict(
 #: Warm-up and timed repeats when not given: a GPU needs more iterations for
 #: stable medians; a full-size CPU forward takes seconds.
 DEFAULT_REPEATS = {'cuda': (10, 50), 'cpu': (1, 5)}
+
+
+@functools.lru_cache(maxsize=None)
+def onnx_available() -> bool:
+    """Whether onnx and onnxruntime import (``repmlp-onnx`` needs both)."""
+    from ..export.onnx import _require_onnx
+    try:
+        _require_onnx()
+    except ImportError:
+        return False
+    return True
+
+
+def default_candidates() -> Tuple[str, ...]:
+    """Every candidate, less ``repmlp-onnx`` when onnxruntime is missing."""
+    return tuple(c for c in CANDIDATES
+                 if c != REPMLP_ONNX or onnx_available())
 
 
 @dataclass(frozen=True)
@@ -73,6 +94,7 @@ class BenchmarkSettings:
         arch (str | dict): RepMLPNet variant name or arch dict.
         head_channels (int): UPerNet channels, the same for every candidate.
         candidates (tuple[str]): Models to measure, from :data:`CANDIDATES`.
+            Default: :func:`default_candidates`.
         warmup (int): Untimed calls before timing.
         repeats (int): Timed calls.
         channels_last (bool): Model and input in channels_last layout.
@@ -96,7 +118,7 @@ class BenchmarkSettings:
     train_batch: int = 2
     arch: Union[str, Dict[str, Any]] = 'B256'
     head_channels: int = 512
-    candidates: Tuple[str, ...] = CANDIDATES
+    candidates: Tuple[str, ...] = field(default_factory=default_candidates)
     warmup: int = 1
     repeats: int = 5
     channels_last: bool = False

@@ -32,6 +32,10 @@ Workload = Callable[[], Any]
 CUDA_MEMORY = 'cuda max_memory_allocated (weights included)'
 CPU_RSS_SAMPLED = 'cpu peak RSS above the pre-call RSS, sampled every 1 ms'
 CPU_MAXRSS = 'cpu ru_maxrss growth (0 unless a new process high-water mark)'
+#: Why onnxruntime gets no peak memory: after warm-up its arena already holds
+#: every buffer a call needs, so the RSS growth of a call reads ~0.
+ORT_ARENA = ('not measured: onnxruntime reuses the memory arena its warm-up '
+             'filled, so a call grows the RSS by ~0')
 
 
 @dataclass

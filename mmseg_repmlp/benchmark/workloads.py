@@ -7,17 +7,22 @@ the data preprocessor (the input is already a normalized tensor). The
 ``model.loss`` on random labels (decode and auxiliary heads) for the
 segmentor, the mean of the features for the backbone alone.
 
+``repmlp-onnx`` times ``session.run`` of its exported graph, which takes raw
+pixels (:func:`make_pixels`) and normalizes them itself.
+
 Each builder returns a closure over static inputs, so the same callable can
 be timed, profiled, measured for memory or captured as a CUDA graph.
 """
 import contextlib
 from typing import Any, Callable, List, Sequence
 
+import numpy as np
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
+from ..export.onnx import run_onnx
 from .settings import BenchmarkSettings, Shape
 
 Workload = Callable[[], Any]
@@ -31,6 +36,14 @@ def make_input(batch: int, shape: Shape,
     memory_format = (torch.channels_last if settings.channels_last else
                      torch.contiguous_format)
     return x.to(settings.torch_device, memory_format=memory_format)
+
+
+def make_pixels(batch: int, shape: Shape,
+                settings: BenchmarkSettings) -> np.ndarray:
+    """Seeded random raw pixels: ``(N, 3, H, W)`` float32 in 0..255, the
+    input of an exported graph (and of a data preprocessor)."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    return (torch.rand(batch, 3, *shape, generator=gen) * 255).numpy()
 
 
 def image_metas(batch: int, shape: Shape) -> List[dict]:
@@ -82,6 +95,11 @@ def inference_workload(model: nn.Module, scope: str, x: Tensor,
             return forward(x)
 
     return run
+
+
+def onnx_workload(session: Any, pixels: np.ndarray) -> Workload:
+    """One ``session.run`` of an exported segmentor on ``pixels``."""
+    return lambda: run_onnx(session, pixels)
 
 
 def train_workload(model: nn.Module, scope: str, x: Tensor,
