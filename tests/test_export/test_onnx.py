@@ -87,7 +87,12 @@ def test_dynamic_graph_matches_pytorch_on_a_real_image(
                                       for i in images]))
     assert got.shape == ref.shape == (2, 19, *img.shape[:2])
     assert _rel(got, ref) < 1e-4
-    assert np.array_equal(got.argmax(1), ref.argmax(1))
+    # Identical labels wherever float rounding can decide (a 4-iteration
+    # model has many near-ties).
+    from mmseg_repmlp.export.onnx import near_ties
+    decided = ~near_ties(ref, 1e-4)
+    assert decided.mean() > 0.5
+    assert np.array_equal(got.argmax(1)[decided], ref.argmax(1)[decided])
     # One (H, W, 3) image as cv2.imread gives it works too.
     single = run_onnx(session, img)
     assert single.shape == (1, 19, *img.shape[:2])
@@ -106,7 +111,7 @@ def test_labels_graph_from_a_training_checkpoint(trained, tiny_cityscapes,
     main([CONFIG, str(work / 'iter_4.pth'), str(out), '--output', 'labels',
           '--shape', '100', '180', '--image', str(image), '--force'])
     stdout = capsys.readouterr().out
-    assert 'label maps identical (fraction of equal pixels 1.000000)' \
+    assert 'label maps identical (fraction of equal pixels 1.000000' \
         in stdout, stdout
     onnx.checker.check_model(str(out))
     graph = onnx.load(str(out)).graph
@@ -115,8 +120,10 @@ def test_labels_graph_from_a_training_checkpoint(trained, tiny_cityscapes,
     img = mmcv.imresize(mmcv.imread(str(image)), (180, 100))
     labels = run_onnx(ort_session(str(out)), img)
     assert labels.dtype == np.int64 and labels.shape == (1, 100, 180)
-    ref = _torch_logits(deployed, [img]).argmax(1).numpy()
-    assert (labels == ref).mean() == 1.0
+    from mmseg_repmlp.export.onnx import near_ties
+    ref_logits = _torch_logits(deployed, [img]).numpy()
+    decided = ~near_ties(ref_logits, 1e-4)
+    assert np.array_equal(labels[decided], ref_logits.argmax(1)[decided])
     assert not list(tmp_path.glob('*.tmp'))
     # The usual mode of a new file (umask), not the temporary file's 0600.
     (tmp_path / 'plain').touch()

@@ -1,4 +1,5 @@
 """Interrupted and resumed training, crashes while writing, NaN losses."""
+import re
 import signal
 import subprocess
 import time
@@ -93,10 +94,10 @@ def test_nan_loss_stops_the_run_before_saving(tiny_cityscapes, tmp_path):
                                'param_scheduler.0.start_factor=1.0')],
                check=False)
     assert done.returncode != 0
-    match = [line for line in done.stderr.splitlines()
-             if 'Non-finite loss at iteration' in line]
+    match = re.findall(r'Non-finite (?:loss|weights) at iteration (\d+)',
+                       done.stderr)
     assert match, done.stderr[-3000:]
-    bad_iter = int(match[0].split('iteration ')[1].split(':')[0])
+    bad_iter = int(match[0])
     saved = sorted(p.name for p in work.glob('iter_*.pth'))
     assert f'iter_{bad_iter}.pth' not in saved
     for name in saved:
@@ -113,7 +114,11 @@ def test_nonfinite_hook_names_the_iteration():
         'nonfinite-test'))
     hook = StopOnNonFiniteLossHook()
     hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(1.0)})
-    with pytest.raises(FloatingPointError, match='iteration 42'):
+    with pytest.raises(FloatingPointError, match='loss at iteration 42'):
         hook.after_train_iter(
             runner, 0, outputs={'loss': torch.tensor(float('nan')),
                                 'decode.acc_seg': torch.tensor(3.0)})
+
+    state = {'w': torch.tensor([1.0, float('inf')]), 'n': torch.tensor(3)}
+    with pytest.raises(FloatingPointError, match='weights at iteration 41'):
+        hook.before_save_checkpoint(runner, {'state_dict': state})

@@ -1,4 +1,4 @@
-"""Stop training at the first NaN/Inf loss, before it reaches a checkpoint."""
+"""Stop training at the first NaN/Inf loss or weight, before it is saved."""
 import math
 
 from mmengine.hooks import Hook
@@ -7,10 +7,13 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class StopOnNonFiniteLossHook(Hook):
-    """Raise ``FloatingPointError`` when a loss is NaN or infinite.
+    """Raise ``FloatingPointError`` when a loss or a weight is NaN or Inf.
 
-    Runs before ``CheckpointHook`` (higher priority), so the iteration that
-    went wrong is never saved; the last checkpoint on disk is still good.
+    Losses are checked after every iteration, before ``CheckpointHook``
+    (higher priority) could save it; weights are checked in every checkpoint
+    about to be written (an update can turn weights non-finite while the
+    loss that produced it was still finite). Either way the last checkpoint
+    on disk stays a good one.
     """
 
     priority = 'ABOVE_NORMAL'
@@ -27,11 +30,20 @@ class StopOnNonFiniteLossHook(Hook):
             if not math.isfinite(number):
                 bad[name] = number
         if bad:
-            last = runner.message_hub.get_info('last_ckpt')
-            raise FloatingPointError(
-                f'Non-finite loss at iteration {runner.iter + 1}: {bad}. '
-                'Training stopped without saving this iteration'
-                + (f'; the last good checkpoint is {last}' if last else '') +
-                '. Lower the learning rate, clip gradients '
-                '(optim_wrapper.clip_grad=dict(max_norm=...)), or check the '
-                'data and labels; then continue with --resume.')
+            self._stop(runner, f'loss at iteration {runner.iter + 1}: {bad}')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        for name, value in checkpoint.get('state_dict', {}).items():
+            if value.is_floating_point() and not value.isfinite().all():
+                self._stop(runner, f'weights at iteration {runner.iter}: '
+                           f'{name} holds NaN/Inf')
+
+    @staticmethod
+    def _stop(runner, what: str) -> None:
+        last = runner.message_hub.get_info('last_ckpt')
+        raise FloatingPointError(
+            f'Non-finite {what}. Training stopped without saving it'
+            + (f'; the last good checkpoint is {last}' if last else '') +
+            '. Lower the learning rate, clip gradients '
+            '(optim_wrapper.clip_grad=dict(max_norm=...)), or check the '
+            'data and labels; then continue with --resume.')
