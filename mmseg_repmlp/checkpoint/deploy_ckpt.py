@@ -15,6 +15,7 @@ from mmengine.config import Config
 from ..deploy import reparameterize_model
 from ..version import __version__
 from .io import safe_torch_load
+from .loading import load_strict
 
 DEPLOY_SUFFIX = '_deploy'
 
@@ -77,31 +78,6 @@ def build_segmentor(cfg: Config):
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     return MODELS.build(copy.deepcopy(cfg.model))
-
-
-def load_strict(model: torch.nn.Module, state_dict: Mapping,
-                source: str) -> None:
-    """``load_state_dict(strict=True)`` whose error names the keys and the fix."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [
-        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-        f'{tuple(v.shape)}' for k, v in own.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        hint = ''
-        if any('decode_head.conv_seg' in s for s in shapes):
-            hint = (' The number of classes differs: set the config\'s '
-                    'num_classes to match the checkpoint.')
-        raise ValueError(
-            f'{source} does not match the model built from the config '
-            f'(nothing was loaded).{hint} Missing keys: {missing[:10]}'
-            f'{" ..." if len(missing) > 10 else ""}; unexpected keys: '
-            f'{unexpected[:10]}{" ..." if len(unexpected) > 10 else ""}; '
-            f'shape mismatches: {shapes[:10]}.')
-    model.load_state_dict(state_dict, strict=True)
 
 
 @torch.no_grad()

@@ -64,20 +64,33 @@ def load_backbone(model: nn.Module,
             + ('Build it with deploy=True.' if layout == 'deploy' else
                'Build it with deploy=False, load, then call '
                'mmseg_repmlp.reparameterize_model.'))
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [
-        f'{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}'
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    load_strict(model, state, where)
+
+
+def load_strict(model: nn.Module, state_dict: Mapping,
+                source: str) -> None:
+    """``load_state_dict(strict=True)``, checked first: the error names the
+    missing, unexpected and mis-shaped keys, and nothing is loaded."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+        f'{tuple(v.shape)}' for k, v in own.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
     ]
-    if missing or unexpected or wrong_shape:
+    if missing or unexpected or shapes:
+        hint = ''
+        if any('decode_head.conv_seg' in s for s in shapes):
+            hint = (' The number of classes differs: set the config\'s '
+                    'num_classes to match the checkpoint.')
         raise ValueError(
-            f'{where} does not match the model (nothing was loaded): '
-            f'missing {missing[:8]}, unexpected {unexpected[:8]}, '
-            f'shape mismatches {wrong_shape[:8]}.')
+            f'{source} does not match the model '
+            f'(nothing was loaded).{hint} Missing keys: {missing[:10]}'
+            f'{" ..." if len(missing) > 10 else ""}; unexpected keys: '
+            f'{unexpected[:10]}{" ..." if len(unexpected) > 10 else ""}; '
+            f'shape mismatches: {shapes[:10]}.')
     # A model built on the meta device (cheap for the large variants) takes
     # the tensors themselves.
-    on_meta = any(t.is_meta for t in expected.values())
-    model.load_state_dict(state, strict=True, assign=on_meta)
+    on_meta = any(t.is_meta for t in own.values())
+    model.load_state_dict(state_dict, strict=True, assign=on_meta)
