@@ -8,8 +8,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
-                                      load_strict, read_checkpoint,
-                                      set_deploy)
+                                      read_checkpoint, set_deploy)
+from ..checkpoint.loading import load_strict
 from ..deploy import reparameterize_model
 
 
