@@ -123,6 +123,12 @@ def make_deploy_checkpoint(
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(1, 3, *verify_size, generator=gen)
         ref = model._forward(x)
+        if not torch.isfinite(ref).all():
+            raise FloatingPointError(
+                f'Non-finite logits from the training-time model of {source} '
+                'on a random input: its weights have diverged. Lower the '
+                'learning rate or clip gradients, and resume from an earlier '
+                'checkpoint.')
         out = deployed._forward(x)
         rel_diff = float((out - ref).abs().max() /
                          ref.abs().max().clamp_min(1e-12))
@@ -132,6 +138,14 @@ def make_deploy_checkpoint(
                 f'{rel_diff:.3g} (relative to the logits) on a '
                 f'{verify_size[0]}x{verify_size[1]} input; tolerance is '
                 f'{tolerance:g}. The deploy checkpoint was not written.')
+    bad = [k for k, v in deployed.state_dict().items()
+           if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise FloatingPointError(
+            f'Non-finite weights in the deploy model of {source} ({bad[0]}): '
+            'the training weights have diverged (or overflow when folded). '
+            'Lower the learning rate or clip gradients, and resume from an '
+            'earlier checkpoint.')
     deploy_cfg = set_deploy(copy.deepcopy(cfg), deploy=True)
     src_meta = dict(checkpoint.get('meta') or {})
     meta = {

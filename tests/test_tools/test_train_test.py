@@ -88,7 +88,7 @@ def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path,
                                                          tiny_cityscapes):
     work, _ = trained
     done = run([*tool('test.py'), CONFIG, work / 'iter_4.pth', '--work-dir',
-                tmp_path, '--cfg-options', 'model.decode_head.num_classes=5',
+                tmp_path, '--cfg-options', 'model.decode_head.channels=48',
                 f'test_dataloader.dataset.data_root={tiny_cityscapes}'],
                check=False)
     assert done.returncode != 0
