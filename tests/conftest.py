@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg_repmlp.cli.demo import (DEMO_CONFIG, data_root_options,
                                     short_schedule_options)
 from mmseg_repmlp.datasets import (convert_cityscapes,
                                    generate_synthetic_cityscapes)
+from mmseg_repmlp.models.utils.norm_stats import randomize_norm_stats_
 
 #: Small architectures that keep every structural feature of the released
 #: ones (several sharesets, the Local Perceptron, four stages) at test size.
@@ -28,18 +28,8 @@ TINY_RECT_ARCH = dict(
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random weights and BatchNorm statistics: default statistics (mean 0,
-    var 1, weight 1, bias 0) hide fusion bugs."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, _BatchNorm):
-                c = module.num_features
-                module.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                module.bias.copy_(torch.randn(c, generator=gen) * 0.2)
-                module.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-                module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-    return model
+    """Random BatchNorm statistics: default ones hide fusion bugs."""
+    return randomize_norm_stats_(model, seed)
 
 
 

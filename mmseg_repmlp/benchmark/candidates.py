@@ -29,13 +29,13 @@ from mmengine.hub import get_config
 from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint.deploy_ckpt import build_segmentor
 from ..config_paths import config_path
 from ..deploy import is_deployed, reparameterize_model
 from ..export.onnx import export_onnx, ort_session
 from ..models.backbones.arch import get_arch
+from ..models.utils.norm_stats import randomize_norm_stats_
 from .settings import (BASELINES, CANDIDATES, REPMLP_DEPLOY, REPMLP_ONNX,
                        REPMLP_TRAIN, BenchmarkSettings, Shape)
 
@@ -217,17 +217,3 @@ def onnx_session(model: nn.Module, shape: Shape, batch: int,
         path = osp.join(folder, 'segmentor.onnx')
         export_onnx(model, path, shape, dynamic=batch > 1)
         return ort_session(path, num_threads=num_threads)
-
-
-@torch.no_grad()
-def randomize_norm_stats_(model: nn.Module, seed: int) -> nn.Module:
-    """Give every BatchNorm random affine parameters and statistics."""
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, _BatchNorm):
-            c = module.num_features
-            module.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-            module.bias.copy_(torch.randn(c, generator=gen) * 0.2)
-            module.running_mean.copy_(torch.randn(c, generator=gen) * 0.2)
-            module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
-    return model
