@@ -16,7 +16,7 @@ import glob
 import os.path as osp
 from typing import List, Optional
 
-DEMO_CONFIG = 'demo/upernet_repmlpnet-tiny_1xb4-900_synthetic-cityscapes-128x256.py'
+DEMO_CONFIG = 'demo/upernet_repmlpnet-tiny_1xb4-600_synthetic-cityscapes-128x256.py'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -103,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                      '--opacity', '0.6'])
 
     print('\nDemo finished.')
-    print(f'  val mIoU (deploy model, whole images at 512x1024): '
+    print(f'  val mIoU (deploy model, whole 256x512 images): '
           f'{metrics["mIoU"]:.2f}')
     print(f'  deploy checkpoint: {deploy_ckpt}')
     print(f'  overlay: {out_file}')
