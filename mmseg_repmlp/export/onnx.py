@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..checkpoint.io import atomic_path
+from ..deploy import near_ties
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 11
@@ -479,20 +480,6 @@ def check_onnx(model: nn.Module,
         near_ties=int((~decided).sum()),
         identical=equal == 1.0,
         ok=equal == 1.0 and (rel is None or rel <= tolerance))
-
-
-def near_ties(logits: np.ndarray, tolerance: float) -> np.ndarray:
-    """Pixels whose two best classes are closer than float rounding can
-    decide: margin <= ``tolerance`` x the largest logit magnitude.
-
-    There any two correct implementations may pick different labels, so
-    label maps are compared on the other pixels only.
-    """
-    scale = max(float(np.abs(logits).max()), 1e-12)
-    if logits.shape[1] == 1:
-        return np.abs(logits[:, 0]) <= tolerance * scale
-    top2 = np.partition(logits, -2, axis=1)[:, -2:]
-    return (top2[:, 1] - top2[:, 0]) <= tolerance * scale
 
 
 def format_check(result: Dict[str, object], source: str,

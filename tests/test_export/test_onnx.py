@@ -89,7 +89,7 @@ def test_dynamic_graph_matches_pytorch_on_a_real_image(
     assert _rel(got, ref) < 1e-4
     # Identical labels wherever float rounding can decide (a 4-iteration
     # model has many near-ties).
-    from mmseg_repmlp.export.onnx import near_ties
+    from mmseg_repmlp.deploy import near_ties
     decided = ~near_ties(ref, 1e-4)
     assert decided.mean() > 0.5
     assert np.array_equal(got.argmax(1)[decided], ref.argmax(1)[decided])
@@ -120,7 +120,7 @@ def test_labels_graph_from_a_training_checkpoint(trained, tiny_cityscapes,
     img = mmcv.imresize(mmcv.imread(str(image)), (180, 100))
     labels = run_onnx(ort_session(str(out)), img)
     assert labels.dtype == np.int64 and labels.shape == (1, 100, 180)
-    from mmseg_repmlp.export.onnx import near_ties
+    from mmseg_repmlp.deploy import near_ties
     ref_logits = _torch_logits(deployed, [img]).numpy()
     decided = ~near_ties(ref_logits, 1e-4)
     assert np.array_equal(labels[decided], ref_logits.argmax(1)[decided])
