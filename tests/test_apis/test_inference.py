@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmseg_repmlp import is_deployed
+from mmseg_repmlp.deploy import near_ties
 from mmseg_repmlp.apis import inference_model, init_model
 
 from ..conftest import CONFIG
@@ -35,11 +36,15 @@ def test_both_checkpoint_kinds_give_the_same_segmentation(trained, image):
     assert from_deploy.dataset_meta['classes'][0] == 'road'
     ref_logits, ref_labels = _logits(train_form, image)
     scale = ref_logits.abs().max()
+    # Labels are compared where float rounding can decide: a model trained
+    # for 4 iterations has pixels whose best two classes (nearly) tie.
+    decided = torch.from_numpy(~near_ties(ref_logits[None].numpy(), 1e-5))
+    assert decided.float().mean() > 0.5
     for model in (from_train, from_deploy):
         logits, labels = _logits(model, image)
         torch.testing.assert_close(logits / scale, ref_logits / scale,
                                    rtol=1e-5, atol=1e-5)
-        assert torch.equal(labels, ref_labels)
+        assert torch.equal(labels[decided], ref_labels[decided])
 
 
 def test_mmseg_inferencer_takes_a_deploy_checkpoint(trained, image, tmp_path):
