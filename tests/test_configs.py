@@ -38,3 +38,71 @@ def test_config_builds_and_runs(name):
         logits = model._forward(torch.randn(1, 3, 64, 96))
     assert logits.shape == (1, num_classes, 16, 24)
     assert torch.isfinite(logits).all()
+
+
+AMP_CONFIGS = [n for n in CONFIGS if '-amp-' in n]
+
+
+@pytest.mark.parametrize('name', AMP_CONFIGS)
+def test_amp_configs_are_bf16_twins(name):
+    root = Path(__file__).parents[1] / 'configs'
+    amp = Config.fromfile(str(root / name))
+    fp32 = Config.fromfile(str(root / name.replace('-amp-', '-')))
+    assert amp.optim_wrapper.type == 'AmpOptimWrapper'
+    assert amp.optim_wrapper.dtype == 'bfloat16'
+    assert amp.optim_wrapper.loss_scale == dict(enabled=False)
+    # Everything else is the fp32 config's.
+    assert amp.optim_wrapper.optimizer == fp32.optim_wrapper.optimizer
+    assert amp.model == fp32.model
+    assert amp.train_dataloader == fp32.train_dataloader
+    assert amp.param_scheduler == fp32.param_scheduler
+
+
+def test_bf16_amp_train_step(monkeypatch):
+    """The AMP configs' optimizer wrapper trains the model in bf16.
+
+    MMEngine's AmpOptimWrapper refuses to be built without a GPU; its device
+    check is the only thing replaced here, so the real wrapper runs its
+    bf16 autocast (CPU autocast here, CUDA on a GPU) and its disabled loss
+    scaler around the segmentor's own train_step.
+    """
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    from .conftest import CONFIG
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    register_all_modules()
+    root = Path(__file__).parents[1] / 'configs'
+    amp_cfg = Config.fromfile(str(root / AMP_CONFIGS[0])).optim_wrapper
+    cfg = Config.fromfile(CONFIG)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).train()
+    bf16_dtypes = []
+    model.backbone.register_forward_hook(
+        lambda m, i, out: bf16_dtypes.append(out[0].dtype))
+    optim_wrapper = build_optim_wrapper(model, amp_cfg)
+    assert type(optim_wrapper).__name__ == 'AmpOptimWrapper'
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(2):
+        sample = SegDataSample(metainfo=dict(img_shape=(64, 128),
+                                             ori_shape=(64, 128)))
+        sample.gt_sem_seg = PixelData(
+            data=torch.randint(0, 19, (1, 64, 128), generator=gen))
+        samples.append(sample)
+    data = dict(
+        inputs=[torch.randint(0, 256, (3, 64, 128), generator=gen,
+                              dtype=torch.uint8) for _ in range(2)],
+        data_samples=samples)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    losses = model.train_step(data, optim_wrapper)
+    assert bf16_dtypes == [torch.bfloat16]
+    assert torch.isfinite(losses['loss'])
+    params = dict(model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in params.values())
+    moved = [n for n, p in params.items() if not torch.equal(p, before[n])]
+    assert any(n.startswith('backbone.') for n in moved)
+    assert all(torch.isfinite(p).all() for p in params.values())

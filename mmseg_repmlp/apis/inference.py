@@ -7,6 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from ..acceleration import accelerate
 from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
                                       read_checkpoint, set_deploy)
 from ..checkpoint.loading import load_strict
@@ -17,7 +18,12 @@ def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
                device: str = 'cuda:0',
                cfg_options: Optional[dict] = None,
-               deploy: bool = True) -> torch.nn.Module:
+               deploy: bool = True,
+               *,
+               compile: Union[bool, str] = False,
+               cuda_graph: bool = False,
+               dtype: Optional[Union[str, torch.dtype]] = None
+               ) -> torch.nn.Module:
     """Build a segmentor for inference and load a checkpoint strictly.
 
     Like :func:`mmseg.apis.init_model`, but a deploy checkpoint builds the
@@ -32,6 +38,15 @@ def init_model(config: Union[str, Config],
         device (str): Device of the model. Default: 'cuda:0'.
         cfg_options (dict, optional): Overrides merged into the config.
         deploy (bool): Return the deploy structure. Default: True.
+        compile (bool | str): ``torch.compile`` the backbone and heads
+            (a string is the compile mode). Default: False.
+        cuda_graph (bool): Replay inference as CUDA graphs, one per input
+            shape (CUDA only). Default: False.
+        dtype (str | torch.dtype, optional): Autocast dtype of backbone and
+            heads, ``'bf16'`` or ``'fp16'``. Default: None (fp32).
+
+    The last three are :func:`mmseg_repmlp.acceleration.accelerate`: with
+    fp32 they change outputs only by float rounding.
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``cfg`` and
@@ -76,7 +91,9 @@ def init_model(config: Union[str, Config],
     if deploy:
         set_deploy(cfg, deploy=True)
     model.cfg = cfg
-    return model.to(device)
+    model.to(device)
+    return accelerate(model, compile=compile, cuda_graph=cuda_graph,
+                      dtype=dtype)
 
 
 def inference_model(model: torch.nn.Module, img):

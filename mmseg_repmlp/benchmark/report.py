@@ -101,11 +101,13 @@ def notes(settings: BenchmarkSettings) -> List[str]:
             'memory (onnxruntime reuses the arena its warm-up filled); fp32 '
             'CPU segmentor inference only')
     if settings.compile:
-        out.append('torch.compile (default mode) on the backbone, neck and '
-                   'heads; compilation happens in the warm-up, untimed')
+        out.append('torch.compile on the backbone, neck and heads (inference: '
+                   'the dense part as one function, as accelerate() gives '
+                   'users); compilation happens in the warm-up, untimed')
     if settings.cuda_graph:
-        out.append('inference is the replay of a CUDA graph captured after '
-                   'warm-up; training steps run without graphs')
+        out.append('inference replays a CUDA graph captured in the warm-up '
+                   '(with --compile: inductor reduce-overhead); training '
+                   'steps run without graphs')
     if settings.is_cuda and settings.peak_tflops:
         out.append(f'% peak: achieved TFLOP/s over {settings.peak_tflops:g} '
                    'TFLOP/s (dense bf16 tensor-core peak, whatever --dtype)')

@@ -2,8 +2,9 @@
 
 For each candidate, in order: build it; count parameters and MACs and (for
 ``repmlp-deploy``) compare its outputs with the training structure, all in
-eager FP32 before anything is compiled; apply ``torch.compile`` if asked;
-then time each workload (inference first, training last, since a training
+eager FP32 before anything is compiled; make inference the fast path users
+get (:func:`~mmseg_repmlp.acceleration.accelerate`: autocast, compile, CUDA
+graphs as asked); then time each workload (inference first, training last, since a training
 step changes the weights), measure its peak memory in one more untimed call
 and optionally profile it. The candidate is freed before the next is built,
 so only one model occupies the device at a time.
@@ -21,14 +22,15 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from ..acceleration import accelerate, compile_module
 from ..export.onnx import run_onnx, torch_reference
 from .candidates import (NUM_CLASSES, Candidate, build_candidate,
                          describe_backbone, onnx_session, structure_of)
 from .complexity import count_macs, count_params, max_relative_difference
 from .report import add_ratios, environment, notes
 from .settings import BenchmarkSettings, Shape, onnx_available
-from .timing import (ORT_ARENA, Timing, capture_cuda_graph, peak_memory_mb,
-                     profile_table, time_workload)
+from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
+                     time_workload)
 from .workloads import (CountedForward, forward_fn, image_metas,
                         inference_workload, make_input, make_pixels,
                         onnx_workload, train_workload, used_modules)
@@ -141,15 +143,20 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
             _guarded(_analyse, candidate, plan, settings, record, log)
     candidate.reference = None  # only the agreement check needed it
     # repmlp-onnx runs its exported graph, never the PyTorch modules.
-    if settings.compile and candidate.structure != 'onnx':
-        parts = {id(m): m for plan, _ in todo
-                 for m in used_modules(candidate.model, plan.scope,
-                                       plan.phase)}
-        for module in parts.values():
-            module.compile()
+    if candidate.structure != 'onnx':
+        accelerate(candidate.model, **settings.fast_options)
+    compiled_for_training = False
     for plan, record in todo:
         if record['skipped'] or record['error']:
             continue
+        if (plan.phase == 'train' and settings.compile
+                and not compiled_for_training):
+            # After every inference plan (plans() puts training last).
+            parts = {id(m): m for p, _ in todo if p.phase == 'train'
+                     for m in used_modules(candidate.model, p.scope, p.phase)}
+            for module in parts.values():
+                compile_module(module)
+            compiled_for_training = True
         log(f'[benchmark] {candidate.name}: {plan.phase} {plan.scope} '
             f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]}')
         _guarded(_measure, candidate, plan, settings, record, log)
@@ -272,20 +279,20 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
                            make_pixels(plan.batch, plan.shape, settings))
     elif plan.phase == 'inference':
         fn = inference_workload(candidate.model, plan.scope, x, settings)
-        if settings.cuda_graph:
-            try:
-                fn = capture_cuda_graph(fn, device)
-            except torch.OutOfMemoryError:
-                raise
-            except RuntimeError as err:
-                raise CaptureError(
-                    f'{err}; rerun without --cuda-graph to compare '
-                    'eagerly') from err
     else:
         fn = train_workload(candidate.model, plan.scope, x, settings,
                             NUM_CLASSES)
-    timing = time_workload(fn, warmup=settings.warmup,
-                           repeats=settings.repeats, device=device)
+    try:
+        # CUDA graphs are captured in the first (warm-up) call.
+        timing = time_workload(fn, warmup=settings.warmup,
+                               repeats=settings.repeats, device=device)
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:
+        if not (settings.cuda_graph and plan.phase == 'inference'):
+            raise
+        raise CaptureError(f'{err}; rerun without --cuda-graph to compare '
+                           'eagerly') from err
     if candidate.structure == 'onnx':
         record['peak_mem_method'] = ORT_ARENA  # no number rather than ~0
     else:

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
+from ..acceleration import DTYPES
 from ..models.backbones.arch import ARCHS, get_arch
 
 Shape = Tuple[int, int]
@@ -30,8 +31,6 @@ CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX) + BASELINES
 
 PHASES = ('inference', 'train')
 SCOPES = ('backbone', 'segmentor')
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16,
-          'fp16': torch.float16}
 
 #: A RepMLPNet that runs in seconds on 2 CPU cores at 128x256 yet keeps every
 #: structural feature of the released ones: four stages, several sharesets,
@@ -100,7 +99,9 @@ class BenchmarkSettings:
         channels_last (bool): Model and input in channels_last layout.
         cudnn_benchmark (bool): ``torch.backends.cudnn.benchmark`` (CUDA).
         compile (bool): ``torch.compile`` the backbone and heads.
-        cuda_graph (bool): Replay inference as a CUDA graph (CUDA only).
+        cuda_graph (bool): Replay inference as CUDA graphs (CUDA only).
+            Inference runs through :func:`~mmseg_repmlp.acceleration.\
+accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as users get it.
         peak_tflops (float, optional): Device's dense bf16 peak, for the
             fraction-of-peak column; None leaves it out.
         profile (bool): Print the top operators of each inference workload.
@@ -142,6 +143,13 @@ class BenchmarkSettings:
     @property
     def is_cuda(self) -> bool:
         return self.device == 'cuda'
+
+    @property
+    def fast_options(self) -> Dict[str, Any]:
+        """Inference options of :func:`~mmseg_repmlp.acceleration.accelerate`
+        (what ``init_model`` and ``tools/test.py`` offer users)."""
+        return dict(compile=self.compile, cuda_graph=self.cuda_graph,
+                    dtype=self.dtype)
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready copy (tuples become lists)."""

@@ -1,4 +1,4 @@
-"""Timers, peak-memory probes, CUDA-graph capture and the profiler.
+"""Timers, peak-memory probes and the profiler.
 
 Nothing here touches CUDA unless the workload's device is CUDA, so every
 function is safe on a machine without a GPU.
@@ -89,34 +89,6 @@ def time_workload(fn: Workload, *, warmup: int, repeats: int,
             t1 = time.perf_counter()
         wall.append((t1 - t0) * 1e3)
     return Timing(wall, gpu if cuda else None)
-
-
-def capture_cuda_graph(fn: Workload, device: torch.device,
-                       warmup: int = 3) -> Workload:
-    """Capture ``fn`` (static inputs) as a CUDA graph; return its replay.
-
-    The replay returns the outputs of the captured call, which every replay
-    overwrites in place.
-    """
-    if device.type != 'cuda':
-        raise ValueError('CUDA graphs need a CUDA device.')
-    # Warm-up on a side stream, as CUDA-graph capture requires: lazy
-    # initializations (cuBLAS handles, autotuning) must not be captured.
-    stream = torch.cuda.Stream(device)
-    stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):
-        for _ in range(warmup):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        outputs = fn()
-
-    def replay() -> Any:
-        graph.replay()
-        return outputs
-
-    return replay
 
 
 def _rss_bytes() -> Optional[int]:

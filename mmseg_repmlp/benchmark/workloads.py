@@ -22,6 +22,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
+from ..acceleration import fast_forward
 from ..export.onnx import run_onnx
 from .settings import BenchmarkSettings, Shape
 
@@ -66,18 +67,16 @@ def random_samples(batch: int, shape: Shape, num_classes: int,
 
 
 def autocast(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
-    """Autocast to ``settings.dtype``; a no-op for fp32."""
+    """Autocast to ``settings.dtype`` (training steps); a no-op for fp32."""
     if settings.dtype == 'fp32':
         return contextlib.nullcontext()
-    # The weight-cast cache must be off while a CUDA graph is captured.
     return torch.autocast(settings.torch_device.type,
-                          dtype=settings.torch_dtype,
-                          cache_enabled=not settings.cuda_graph)
+                          dtype=settings.torch_dtype)
 
 
 def forward_fn(model: nn.Module, scope: str,
                metas: Sequence[dict]) -> Callable[[Tensor], Any]:
-    """The plain (eager, fp32, grad-agnostic) forward of a scope."""
+    """The forward of a scope: the backbone, or ``encode_decode``."""
     if scope == 'backbone':
         return model.backbone
     return lambda x: model.encode_decode(x, list(metas))
@@ -85,13 +84,22 @@ def forward_fn(model: nn.Module, scope: str,
 
 def inference_workload(model: nn.Module, scope: str, x: Tensor,
                        settings: BenchmarkSettings) -> Workload:
-    """One inference call on the static input ``x`` (no grad, autocast)."""
+    """One inference call on the static input ``x``, as users run it.
+
+    The segmentor must have been through
+    :func:`~mmseg_repmlp.acceleration.accelerate` with
+    ``settings.fast_options`` (its ``encode_decode`` is then the fast path);
+    the backbone alone goes through the same
+    :func:`~mmseg_repmlp.acceleration.fast_forward` here.
+    """
     forward = forward_fn(model, scope, image_metas(x.shape[0],
                                                    tuple(x.shape[-2:])))
+    if scope == 'backbone':
+        forward = fast_forward(forward, **settings.fast_options)
     model.eval()
 
     def run() -> Any:
-        with torch.no_grad(), autocast(settings):
+        with torch.no_grad():
             return forward(x)
 
     return run
@@ -145,7 +153,8 @@ def train_workload(model: nn.Module, scope: str, x: Tensor,
 
 
 def used_modules(model: nn.Module, scope: str, phase: str) -> List[nn.Module]:
-    """Modules a workload runs (for parameter counts and torch.compile)."""
+    """Modules a workload runs (for parameter counts, and torch.compile of
+    training steps)."""
     if scope == 'backbone':
         return [model.backbone]
     parts = [model.backbone]

@@ -48,6 +48,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='job launcher')
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
+    fast = parser.add_argument_group(
+        'fast inference', 'mmseg_repmlp.acceleration.accelerate: the '
+        'backbone and heads compiled, replayed as CUDA graphs and/or in '
+        'reduced precision; fp32 changes outputs only by float rounding')
+    fast.add_argument(
+        '--compile', action='store_true',
+        help='torch.compile the backbone and heads (compiles on the first '
+        'batch of each input size)')
+    fast.add_argument(
+        '--cuda-graph', action='store_true',
+        help='replay CUDA graphs, one per input size (CUDA only; with '
+        '--compile: inductor reduce-overhead)')
+    fast.add_argument(
+        '--dtype', choices=['fp32', 'bf16', 'fp16'], default='fp32',
+        help='autocast dtype of the backbone and heads')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -92,6 +107,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
+    from ..acceleration import accelerate, is_accelerated, segmentor_of
     from .preflight import check_inputs
     try:
         cfg = build_config(args)
@@ -105,4 +121,14 @@ def main(argv: Optional[List[str]] = None):
     except RuntimeError as err:
         sys.exit(f'error: {args.checkpoint} does not match the model built '
                  f'from {args.config}: {err}')
+    try:
+        accelerate(runner.model, compile=args.compile,
+                   cuda_graph=args.cuda_graph, dtype=args.dtype)
+    except ValueError as err:
+        sys.exit(f'error: {err}')
+    if is_accelerated(runner.model):
+        options = segmentor_of(runner.model).fast_inference
+        runner.logger.info(
+            'fast inference: dict(' +
+            ', '.join(f'{k}={v!r}' for k, v in options.items()) + ')')
     return runner.test()

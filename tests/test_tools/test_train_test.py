@@ -66,15 +66,17 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         trained, tiny_cityscapes, tmp_path):
     work, _ = trained
     results = {}
-    for kind, ckpt in (('train', 'iter_4.pth'), ('deploy',
-                                                 'iter_4_deploy.pth')):
+    for kind, ckpt, extra in (('train', 'iter_4.pth', []),
+                              ('deploy', 'iter_4_deploy.pth', []),
+                              ('bf16', 'iter_4_deploy.pth',
+                               ['--dtype', 'bf16'])):
         out = tmp_path / kind
         done = run([*tool('test.py'), CONFIG, work / ckpt, '--work-dir',
-                    tmp_path / f'{kind}_work', '--out', out,
+                    tmp_path / f'{kind}_work', '--out', out, *extra,
                     '--cfg-options',
                     f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        results[kind] = (_miou(done.stdout + done.stderr),
-                         sorted(out.rglob('*.png')))
+        log = done.stdout + done.stderr
+        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
     # A model trained for 4 iterations has pixels whose best two classes
     # tie to float rounding, where the two structures may pick different
     # labels (test_inference compares labels exactly where rounding can
@@ -86,6 +88,15 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         assert a.name == b.name
         same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
         assert same.mean() >= 0.999
+    # --dtype bf16 runs the fast path (accelerate) at bf16 precision: the
+    # same segmentation up to that precision's near ties.
+    assert "fast inference: dict(compile=False, cuda_graph=False, " \
+        "dtype='bfloat16')" in results['bf16'][2]
+    assert 'fast inference' not in results['deploy'][2]
+    assert abs(results['bf16'][0] - results['deploy'][0]) <= 1.0
+    for a, b in zip(deploy_maps, results['bf16'][1]):
+        same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
+        assert same.mean() >= 0.98
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path,

@@ -1,0 +1,179 @@
+"""accelerate(): autocast, torch.compile and CUDA-graph inference paths."""
+import warnings
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mmseg_repmlp import reparameterize_model
+from mmseg_repmlp.acceleration import (CUDAGraphCache, accelerate,
+                                       compile_module, is_accelerated,
+                                       resolve_dtype)
+from mmseg_repmlp.apis import init_model
+from mmseg_repmlp.deploy import near_ties
+
+from .conftest import CONFIG, randomize_
+
+
+def _metas(x):
+    shape = tuple(x.shape[-2:])
+    return [dict(img_shape=shape, pad_shape=shape, ori_shape=shape)
+            for _ in range(x.shape[0])]
+
+
+@pytest.fixture(scope='module')
+def segmentor():
+    """Deploy-form demo segmentor with random weights and BN statistics."""
+    torch.manual_seed(0)
+    model = init_model(CONFIG, None, device='cpu', deploy=False)
+    return reparameterize_model(randomize_(model).eval(), inplace=True)
+
+
+def _fresh(segmentor):
+    return reparameterize_model(segmentor, inplace=False).eval()
+
+
+def _reference(model, x):
+    with torch.no_grad():
+        return model.encode_decode(x, _metas(x))
+
+
+def test_compiled_inference_matches_eager(segmentor):
+    model = _fresh(segmentor)
+    x = torch.randn(2, 3, 96, 160)
+    ref = _reference(model, x)
+    accelerate(model, compile=True)
+    assert is_accelerated(model)
+    assert model.fast_inference['compile'] is True
+    out = _reference(model, x)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    scale = ref.abs().max()
+    assert_close(out / scale, ref / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_inference_is_close_and_returns_fp32(segmentor):
+    model = _fresh(segmentor)
+    x = torch.randn(1, 3, 128, 256)
+    ref = _reference(model, x)
+    accelerate(model, dtype='bf16')
+    out = _reference(model, x)
+    assert out.dtype == torch.float32
+    # bf16 has an 8-bit mantissa: logits agree to about 1% of their scale,
+    # and the labels wherever the best two classes are not that close.
+    rel = ((out - ref).abs().max() / ref.abs().max()).item()
+    assert 0 < rel < 3e-2
+    decided = torch.from_numpy(~near_ties(ref.numpy(), 3e-2))
+    assert decided.float().mean() > 0.5
+    assert torch.equal(out.argmax(1)[decided], ref.argmax(1)[decided])
+
+
+def test_inference_model_runs_the_fast_path(segmentor, tiny_cityscapes):
+    import glob
+
+    from mmseg_repmlp.apis import inference_model
+    image = sorted(glob.glob(str(
+        tiny_cityscapes / 'leftImg8bit' / 'val' / '*' / '*.png')))[0]
+    eager = _fresh(segmentor)
+    eager.cfg, eager.dataset_meta = segmentor.cfg, segmentor.dataset_meta
+    fast = _fresh(segmentor)
+    fast.cfg, fast.dataset_meta = segmentor.cfg, segmentor.dataset_meta
+    calls = []
+    accelerate(fast, dtype='bf16')
+    original = fast.encode_decode
+    fast.encode_decode = lambda *a: calls.append(1) or original(*a)
+    ref = inference_model(eager, image).seg_logits.data
+    out = inference_model(fast, image).seg_logits.data
+    assert calls, 'inference_model did not go through accelerate()'
+    assert ((out - ref).abs().max() / ref.abs().max()).item() < 3e-2
+
+
+def test_nothing_asked_leaves_the_model_alone(segmentor):
+    model = _fresh(segmentor)
+    assert accelerate(model, dtype='fp32') is model
+    assert not is_accelerated(model)
+
+
+def test_bad_requests_have_clear_errors(segmentor):
+    model = _fresh(segmentor)
+    with pytest.raises(ValueError, match='needs the model on a CUDA device'):
+        accelerate(model, cuda_graph=True)
+    with pytest.raises(ValueError, match='dtype must be one of'):
+        accelerate(model, dtype='int8')
+    with pytest.raises(ValueError, match='needs the model on a CUDA device'):
+        init_model(CONFIG, None, device='cpu', cuda_graph=True)
+    accelerate(model, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match='already applied'):
+        accelerate(model, dtype='bf16')
+    with pytest.raises(TypeError, match='not an encoder-decoder'):
+        accelerate(torch.nn.Linear(2, 2), dtype='bf16')
+    assert resolve_dtype('fp32') is None
+    assert resolve_dtype('fp16') is torch.float16
+
+
+def test_accelerate_finds_the_segmentor_inside_wrappers(segmentor):
+    model = _fresh(segmentor)
+
+    class Wrapper(torch.nn.Module):  # as DDP and SegTTAModel hold it
+
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    wrapper = Wrapper(model)
+    assert accelerate(wrapper, dtype='bf16') is wrapper
+    assert is_accelerated(model) and is_accelerated(wrapper)
+
+
+def test_compile_module_covers_direct_forward_calls():
+    # MMSegmentation's decode heads call self.forward(...) directly, which
+    # nn.Module.compile() (it compiles __call__) would miss.
+    torch._dynamo.reset()
+    from torch._dynamo.utils import counters
+    counters.clear()
+    head = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())
+    x = torch.randn(1, 3, 8, 8)
+    ref = head(x)
+    keys = set(head.state_dict())
+    compile_module(head)
+    assert_close(head.forward(x), ref)
+    assert counters['stats']['unique_graphs'] >= 1
+    assert set(head.state_dict()) == keys
+
+
+class _ReplayOnCPU:
+    """Capture stand-in: the replay reruns the function on the static input.
+
+    It checks the cache's own logic (one capture per input signature, inputs
+    copied into the static buffer, outputs not aliased to it) where no GPU
+    is available; the real capture is torch.cuda.graph.
+    """
+
+    def __init__(self):
+        self.captures = 0
+
+    def __call__(self, fn, device, pool=None):
+        self.captures += 1
+        out = fn()
+        return lambda: torch.mul(fn(), 1, out=out)  # same buffer each time
+
+
+def test_graph_cache_captures_once_per_shape_and_copies_io():
+    capture = _ReplayOnCPU()
+    cache = CUDAGraphCache(lambda x: x * 2, max_graphs=2, capture=capture)
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+    with torch.no_grad():
+        out_a = cache(a)
+        out_b = cache(b)
+        assert capture.captures == 1
+        assert_close(out_a, a * 2) and assert_close(out_b, b * 2)
+        assert out_a.data_ptr() != out_b.data_ptr()  # copies, not the buffer
+        cache(torch.randn(4, 3))
+        assert capture.captures == 2
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            c = torch.randn(5, 3)
+            assert_close(cache(c), c * 2)  # eager beyond max_graphs
+        assert capture.captures == 2
+        assert any('run eagerly' in str(w.message) for w in caught)
+    with pytest.raises(RuntimeError, match='torch.no_grad'):
+        cache(a)
