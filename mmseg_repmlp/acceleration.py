@@ -120,7 +120,11 @@ class CUDAGraphCache:
     The first call with a new (shape, stride, dtype, device) captures a
     graph on a static copy of the input; later calls copy the input in,
     replay and return a copy of the outputs (the next replay overwrites
-    them). All graphs share one memory pool. Past ``max_graphs`` shapes
+    them). All graphs share one memory pool: a graph's scratch memory may be
+    another's, which is safe in any replay order because nothing outlives a
+    call but the static inputs (outside the pool) and the captured outputs
+    (kept allocated, so no other graph reuses them), and the outputs are
+    copied out right after their replay. Past ``max_graphs`` shapes
     (e.g. whole-image testing on ADE20K, whose images differ in size), new
     shapes run eagerly with one warning instead of holding more memory.
 

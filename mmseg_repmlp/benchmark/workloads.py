@@ -115,9 +115,10 @@ def train_workload(model: nn.Module, scope: str, x: Tensor,
                    num_classes: int) -> Workload:
     """One SGD step on ``x`` (and random labels for the segmentor).
 
-    Mixed precision follows MMEngine's ``AmpOptimWrapper`` (what
-    ``tools/train.py --amp`` uses): autocast, plus a ``GradScaler`` on CUDA.
-    On the CPU, bf16 autocast needs no scaler.
+    Mixed precision follows MMEngine's ``AmpOptimWrapper``: autocast, plus
+    a dynamic ``GradScaler`` for fp16 (``tools/train.py --amp``). bf16 keeps
+    fp32's exponent range and runs without a scaler, as the ``-amp-`` configs
+    do.
     """
     model.train()
     params = [p for p in (model.backbone if scope == 'backbone' else
@@ -125,7 +126,7 @@ def train_workload(model: nn.Module, scope: str, x: Tensor,
     optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
     scaler = torch.amp.GradScaler(
         settings.torch_device.type,
-        enabled=settings.is_cuda and settings.dtype != 'fp32')
+        enabled=settings.is_cuda and settings.dtype == 'fp16')
     if scope == 'segmentor':
         samples = random_samples(x.shape[0], tuple(x.shape[-2:]),
                                  num_classes, settings)

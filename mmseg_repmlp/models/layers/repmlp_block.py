@@ -113,8 +113,11 @@ class RepMLPBlock(nn.Module):
         out = self._window_fc(windows)
         if not self.deploy:
             out = self.fc3_bn(out)
+            # Each window's channel groups as one map (see forward_tiled).
+            groups = self.channels // self.sharesets
             for k in self.kernels:
-                out = out + getattr(self, f'repconv{k}')(windows)
+                out = out + getattr(self, f'repconv{k}').forward_tiled(
+                    windows, groups)
         out = window_reverse(out, x.shape)
         if out.shape[-2:] != (height, width):
             out = out[..., :height, :width]
@@ -134,7 +137,10 @@ class RepMLPBlock(nn.Module):
         bias = self.fc3.bias
         x = windows.reshape(num_windows, num_sets, area)
         if num_sets == 1:
-            out = F.linear(x.view(num_windows, area), weight[0], bias)
+            # A view, not weight[0]: indexing would cost a zero-filled
+            # (n, n) gradient buffer in every backward pass.
+            out = F.linear(x.view(num_windows, area), weight.view(area, area),
+                           bias)
         else:
             x = x.transpose(0, 1)  # (S, B, n)
             if bias is None:
