@@ -164,3 +164,35 @@ def test_settings_precedence_and_errors(tmp_path):
     with pytest.raises(ValueError, match='B256'):
         load_arch(str(tmp_path / 'missing.json'))
     assert load_arch('b256') == 'B256'
+
+
+def test_compile_times_the_fast_path_next_to_eager(tmp_path):
+    """--compile: every workload is timed eagerly and through the fast path
+    users get (accelerate / fast_forward), side by side in one run."""
+    arch = tmp_path / 'tiny_arch.json'
+    arch.write_text(json.dumps(TINY_ARCH))
+    out = tmp_path / 'result.json'
+    done = run([
+        *tool('benchmark.py'), '--device', 'cpu', '--arch', arch,
+        '--shape', 64, 128, '--warmup', 1, '--repeats', 2, '--candidates',
+        'repmlp-deploy', 'resnet50', '--mode', 'inference', '--scope',
+        'backbone', '--threads', 1, '--compile',
+        '--out-json', out
+    ], timeout=600)
+    records = json.loads(out.read_text())['records']
+    got = sorted((r['candidate'], r['scope'], r['path']) for r in records)
+    assert got == sorted((c, 'backbone', p)
+                         for c in ('repmlp-deploy', 'resnet50')
+                         for p in ('eager', 'fast'))
+    for rec in records:
+        assert rec['error'] is None and rec['latency_ms']['median'] > 0
+        assert rec['macs'] > 0
+        # Baselines compared within each path; fast over eager per model.
+        assert rec['ratio_to']['resnet50'] > 0
+        if rec['path'] == 'fast':
+            assert rec['ratio_to_eager'] > 0
+        else:
+            assert rec['ratio_to_eager'] is None
+    assert done.stdout.count('| candidate |') == 2
+    assert '/ fp32 / fast path (compile)' in done.stdout
+    assert 'lat/eager' in done.stdout

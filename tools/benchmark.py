@@ -4,7 +4,8 @@ MMSegmentation's UPerNet ResNetV1c-50/101 and Swin-T baselines.
 
     python tools/benchmark.py --small --mode both     # ~3 min on 2 CPU cores
     python tools/benchmark.py --device cuda --dtype bf16 --mode both \
-        --shapes 512x1024 1024x2048 --cudnn-benchmark --out-json bench.json
+        --shapes 512x1024 1024x2048 --cudnn-benchmark --cuda-graph \
+        --out-json bench.json
 
 Prints a markdown table per workload and writes every number with the
 environment to ``--out-json``. The work is done by
@@ -59,9 +60,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cudnn-benchmark', action='store_true',
                         default=None)
     parser.add_argument('--compile', action='store_true', default=None,
-                        help='torch.compile the backbone and heads')
+                        help='also time every workload with the backbone '
+                        'and heads torch.compile-d, next to the eager run')
     parser.add_argument('--cuda-graph', action='store_true', default=None,
-                        help='replay inference as a CUDA graph (CUDA only)')
+                        help='also time inference replayed as CUDA graphs '
+                        '(CUDA only), next to the eager run')
     parser.add_argument('--peak-tflops', type=float,
                         help='device dense bf16 peak for the %% peak column '
                         '(default by GPU name: H100/H200 989)')

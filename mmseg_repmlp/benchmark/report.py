@@ -100,14 +100,20 @@ def notes(settings: BenchmarkSettings) -> List[str]:
             'preprocessor + encode_decode on the same pixels; no peak '
             'memory (onnxruntime reuses the arena its warm-up filled); fp32 '
             'CPU segmentor inference only')
+    if settings.fast_path:
+        out.append('fast path: each workload timed again, in the same run, '
+                   'as mmseg_repmlp.acceleration.accelerate() runs it for '
+                   'users (init_model / tools/test.py --compile --cuda-graph '
+                   '--dtype): backbone, neck and decode-head logits as one '
+                   'function; lat/eager = its latency over the eager one')
     if settings.compile:
-        out.append('torch.compile on the backbone, neck and heads (inference: '
-                   'the dense part as one function, as accelerate() gives '
-                   'users); compilation happens in the warm-up, untimed')
+        out.append('compile: torch.compile (default mode) on that function; '
+                   'training: on the backbone, neck and heads; compilation '
+                   'happens in the warm-up, untimed')
     if settings.cuda_graph:
-        out.append('inference replays a CUDA graph captured in the warm-up '
-                   '(with --compile: inductor reduce-overhead); training '
-                   'steps run without graphs')
+        out.append('CUDA graphs: inference replays one graph per input size, '
+                   'captured in the warm-up (with compile: inductor '
+                   'reduce-overhead); training steps have no graph path')
     if settings.is_cuda and settings.peak_tflops:
         out.append(f'% peak: achieved TFLOP/s over {settings.peak_tflops:g} '
                    'TFLOP/s (dense bf16 tensor-core peak, whatever --dtype)')
@@ -135,7 +141,8 @@ def add_ratios(records: List[Record]) -> None:
 
 
 def _group_key(rec: Record) -> Tuple:
-    return (rec['phase'], rec['scope'], tuple(rec['input_shape']))
+    return (rec['phase'], rec['scope'], tuple(rec['input_shape']),
+            rec['path'])
 
 
 def _fmt(value: Optional[float], spec: str, suffix: str = '') -> str:
@@ -168,6 +175,8 @@ _COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
     ('TFLOP/s', lambda r: r['tflops'], lambda v: _fmt(v, '.3g')),
     ('% peak', lambda r: r['peak_fraction'],
      lambda v: _fmt(v and 100 * v, '.1f', '%')),
+    ('lat/eager', lambda r: r['ratio_to_eager'],
+     lambda v: _fmt(v, '.2f', 'x')),
     ('deploy vs train', lambda r: r['deploy_vs_train_max_rel_diff'],
      lambda v: _fmt(v, '.1e')),
     ('note', lambda r: r['skipped'] or r['error'], str),
@@ -210,9 +219,10 @@ def format_markdown(result: Dict[str, Any]) -> str:
     groups = defaultdict(list)
     for rec in result['records']:
         groups[_group_key(rec)].append(rec)
-    for (phase, scope, shape), group in groups.items():
+    for (phase, scope, shape, path), group in groups.items():
         lines += [f'### {phase} / {scope} / input {"x".join(map(str, shape))}'
-                  f' / {settings["dtype"]}', '', *_table(group), '']
+                  f' / {settings["dtype"]} / {_path_label(path, settings)}',
+                  '', *_table(group), '']
     lines += ['Notes:'] + [f'- {n}' for n in result['notes']]
     if 'elapsed_s' in result:
         lines.append(f'- whole run: {result["elapsed_s"]:.0f} s')
@@ -223,6 +233,15 @@ def format_markdown(result: Dict[str, Any]) -> str:
                       f'{rec["scope"]} {shape}',
                       '', '```', rec['profile'].rstrip(), '```']
     return '\n'.join(lines)
+
+
+def _path_label(path: str, settings: Dict[str, Any]) -> str:
+    if path == 'eager':
+        return 'eager'
+    parts = [name for name, on in (('compile', settings['compile']),
+                                   ('CUDA graphs', settings['cuda_graph']))
+             if on]
+    return 'fast path (' + ' + '.join(parts) + ')'
 
 
 def write_json(result: Dict[str, Any], path: str) -> None:

@@ -2,12 +2,14 @@
 
 For each candidate, in order: build it; count parameters and MACs and (for
 ``repmlp-deploy``) compare its outputs with the training structure, all in
-eager FP32 before anything is compiled; make inference the fast path users
-get (:func:`~mmseg_repmlp.acceleration.accelerate`: autocast, compile, CUDA
-graphs as asked); then time each workload (inference first, training last, since a training
-step changes the weights), measure its peak memory in one more untimed call
-and optionally profile it. The candidate is freed before the next is built,
-so only one model occupies the device at a time.
+eager FP32 before anything is compiled; time each workload eagerly, then,
+with ``--compile``/``--cuda-graph``, again on the fast path users get
+(:func:`~mmseg_repmlp.acceleration.accelerate`), so that eager and fast
+figures come from the same run; inference first, training last, since a
+training step changes the weights. Each timing is followed by one untimed
+call that measures peak memory, and optionally a profile. The candidate is
+freed before the next is built, so only one model occupies the device at a
+time.
 
 ``repmlp-onnx`` is exported once per input size, in the analysis step (its
 agreement check needs the graph): the timed call is then ``session.run``.
@@ -17,7 +19,7 @@ import gc
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -28,7 +30,7 @@ from .candidates import (NUM_CLASSES, Candidate, build_candidate,
                          describe_backbone, onnx_session, structure_of)
 from .complexity import count_macs, count_params, max_relative_difference
 from .report import add_ratios, environment, notes
-from .settings import BenchmarkSettings, Shape, onnx_available
+from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
                      time_workload)
 from .workloads import (CountedForward, forward_fn, image_metas,
@@ -44,22 +46,35 @@ TRAIN_FLOPS_PER_FORWARD = 3
 
 @dataclass(frozen=True)
 class Plan:
-    """One workload of a candidate."""
+    """One workload of a candidate, on the eager or the fast path."""
     phase: str
     scope: str
     shape: Shape
     batch: int
+    path: str = EAGER
+
+    @property
+    def eager_twin(self) -> 'Plan':
+        return replace(self, path=EAGER)
 
 
 def plans(settings: BenchmarkSettings) -> List[Plan]:
-    """Workloads in run order: inference for every shape, then training."""
-    out = []
-    if 'inference' in settings.phases:
-        out += [Plan('inference', scope, shape, settings.batch)
-                for shape in settings.shapes for scope in settings.scopes]
-    if 'train' in settings.phases:
-        out += [Plan('train', scope, settings.train_shape,
-                     settings.train_batch) for scope in settings.scopes]
+    """Workloads in run order: inference for every shape, eager then (with
+    --compile or --cuda-graph) fast; then training, eager then (with
+    --compile) compiled. Each fast plan repeats an eager one, so both are
+    timed side by side in the same run."""
+    inference = [Plan('inference', scope, shape, settings.batch)
+                 for shape in settings.shapes for scope in settings.scopes
+                 ] if 'inference' in settings.phases else []
+    train = [Plan('train', scope, settings.train_shape, settings.train_batch)
+             for scope in settings.scopes
+             ] if 'train' in settings.phases else []
+    out = list(inference)
+    if settings.fast_path:
+        out += [replace(p, path=FAST) for p in inference]
+    out += train
+    if settings.compile:
+        out += [replace(p, path=FAST) for p in train]
     return out
 
 
@@ -138,29 +153,51 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
     """All workloads of one candidate; see the module docstring."""
     todo = [(plan, _new_record(candidate.name, plan, settings))
             for plan in plans(settings)]
-    for plan, record in todo:
+    eager = {plan: record for plan, record in todo if plan.path == EAGER}
+    for plan, record in eager.items():
         if not record['skipped']:
             _guarded(_analyse, candidate, plan, settings, record, log)
+    for plan, record in todo:
+        if plan.path == FAST:  # same model, same input: the same analysis
+            twin = eager[plan.eager_twin]
+            record.update({k: twin[k] for k in _ANALYSIS})
     candidate.reference = None  # only the agreement check needed it
-    # repmlp-onnx runs its exported graph, never the PyTorch modules.
-    if candidate.structure != 'onnx':
-        accelerate(candidate.model, **settings.fast_options)
-    compiled_for_training = False
+    switched = set()
     for plan, record in todo:
         if record['skipped'] or record['error']:
             continue
-        if (plan.phase == 'train' and settings.compile
-                and not compiled_for_training):
-            # After every inference plan (plans() puts training last).
-            parts = {id(m): m for p, _ in todo if p.phase == 'train'
-                     for m in used_modules(candidate.model, p.scope, p.phase)}
-            for module in parts.values():
-                compile_module(module)
-            compiled_for_training = True
+        # repmlp-onnx runs its exported graph, never the PyTorch modules.
+        if plan.path == FAST and plan.phase not in switched:
+            _switch_to_fast_path(candidate, plan.phase, settings)
+            switched.add(plan.phase)
         log(f'[benchmark] {candidate.name}: {plan.phase} {plan.scope} '
-            f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]}')
+            f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]} {plan.path}')
         _guarded(_measure, candidate, plan, settings, record, log)
+    for plan, record in todo:
+        twin = eager.get(plan.eager_twin)
+        if plan.path == FAST and record['latency_ms'] and twin['latency_ms']:
+            record['ratio_to_eager'] = (record['latency_ms']['median'] /
+                                        twin['latency_ms']['median'])
     return [record for _, record in todo]
+
+
+#: Record fields filled by :func:`_analyse`, shared by a plan's two paths.
+_ANALYSIS = ('params', 'macs', 'deploy_vs_train_max_rel_diff', 'error')
+
+
+def _switch_to_fast_path(candidate: Candidate, phase: str,
+                         settings: BenchmarkSettings) -> None:
+    """Inference: :func:`~mmseg_repmlp.acceleration.accelerate` the
+    segmentor as users get it (the backbone scope wraps the backbone in
+    :func:`~mmseg_repmlp.acceleration.fast_forward` per workload).
+    Training: ``torch.compile`` every module a training step runs."""
+    if phase == 'inference':
+        accelerate(candidate.model, **settings.fast_options)
+        return
+    modules = {id(m): m for scope in settings.scopes
+               for m in used_modules(candidate.model, scope, phase)}
+    for module in modules.values():
+        compile_module(module)
 
 
 def _guarded(step: Callable, candidate: Candidate, plan: Plan,
@@ -206,6 +243,9 @@ def skip_reason(name: str, plan: Plan,
     if not onnx_available():
         return ('skipped: onnx and onnxruntime are not installed (pip '
                 'install onnx onnxruntime)')
+    if plan.path == FAST:
+        return ('skipped: --compile and --cuda-graph apply to PyTorch; the '
+                'ONNX graph runs in onnxruntime as exported')
     return None
 
 
@@ -216,11 +256,11 @@ def _new_record(name: str, plan: Plan,
     record: Dict[str, Any] = dict(
         candidate=name, backbone=describe_backbone(name, settings.arch),
         structure=structure, baseline=structure == 'baseline',
-        phase=plan.phase, scope=plan.scope,
+        phase=plan.phase, scope=plan.scope, path=plan.path,
         input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
         params=None, macs=None, latency_ms=None, gpu_ms=None,
         images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
-        tflops=None, peak_fraction=None, ratio_to={},
+        tflops=None, peak_fraction=None, ratio_to={}, ratio_to_eager=None,
         deploy_vs_train_max_rel_diff=None, profile=None,
         skipped=skip_reason(name, plan, settings), error=None)
     return record
@@ -278,7 +318,8 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
         fn = onnx_workload(candidate.sessions.pop((plan.shape, plan.batch)),
                            make_pixels(plan.batch, plan.shape, settings))
     elif plan.phase == 'inference':
-        fn = inference_workload(candidate.model, plan.scope, x, settings)
+        fn = inference_workload(candidate.model, plan.scope, x, settings,
+                                fast=plan.path == FAST)
     else:
         fn = train_workload(candidate.model, plan.scope, x, settings,
                             NUM_CLASSES)
@@ -289,7 +330,7 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
     except torch.OutOfMemoryError:
         raise
     except RuntimeError as err:
-        if not (settings.cuda_graph and plan.phase == 'inference'):
+        if not (settings.cuda_graph and plan.path == FAST):
             raise
         raise CaptureError(f'{err}; rerun without --cuda-graph to compare '
                            'eagerly') from err

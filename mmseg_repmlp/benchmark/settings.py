@@ -30,6 +30,11 @@ BASELINES = ('resnet50', 'resnet101', 'swin-t')
 CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX) + BASELINES
 
 PHASES = ('inference', 'train')
+#: How a workload runs: as written (eager), or through the fast path users
+#: get from :func:`~mmseg_repmlp.acceleration.accelerate` (``--compile``,
+#: ``--cuda-graph``), timed side by side with the eager run.
+EAGER, FAST = 'eager', 'fast'
+
 SCOPES = ('backbone', 'segmentor')
 
 #: A RepMLPNet that runs in seconds on 2 CPU cores at 128x256 yet keeps every
@@ -98,10 +103,12 @@ class BenchmarkSettings:
         repeats (int): Timed calls.
         channels_last (bool): Model and input in channels_last layout.
         cudnn_benchmark (bool): ``torch.backends.cudnn.benchmark`` (CUDA).
-        compile (bool): ``torch.compile`` the backbone and heads.
-        cuda_graph (bool): Replay inference as CUDA graphs (CUDA only).
-            Inference runs through :func:`~mmseg_repmlp.acceleration.\
-accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as users get it.
+        compile (bool): Also time every workload with the backbone and
+            heads ``torch.compile``-d.
+        cuda_graph (bool): Also time inference replayed as CUDA graphs
+            (CUDA only). Fast inference runs through :func:`~mmseg_repmlp.\
+acceleration.accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as
+            users get it; each fast workload is timed next to its eager run.
         peak_tflops (float, optional): Device's dense bf16 peak, for the
             fraction-of-peak column; None leaves it out.
         profile (bool): Print the top operators of each inference workload.
@@ -143,6 +150,11 @@ accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as users get it.
     @property
     def is_cuda(self) -> bool:
         return self.device == 'cuda'
+
+    @property
+    def fast_path(self) -> bool:
+        """Whether workloads are also timed on the fast path."""
+        return bool(self.compile or self.cuda_graph)
 
     @property
     def fast_options(self) -> Dict[str, Any]:

@@ -22,7 +22,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
-from ..acceleration import fast_forward
+from ..acceleration import fast_forward, is_accelerated
 from ..export.onnx import run_onnx
 from .settings import BenchmarkSettings, Shape
 
@@ -67,7 +67,7 @@ def random_samples(batch: int, shape: Shape, num_classes: int,
 
 
 def autocast(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
-    """Autocast to ``settings.dtype`` (training steps); a no-op for fp32."""
+    """Autocast to ``settings.dtype`` (eager workloads); a no-op for fp32."""
     if settings.dtype == 'fp32':
         return contextlib.nullcontext()
     return torch.autocast(settings.torch_device.type,
@@ -83,24 +83,34 @@ def forward_fn(model: nn.Module, scope: str,
 
 
 def inference_workload(model: nn.Module, scope: str, x: Tensor,
-                       settings: BenchmarkSettings) -> Workload:
-    """One inference call on the static input ``x``, as users run it.
+                       settings: BenchmarkSettings,
+                       fast: bool = False) -> Workload:
+    """One inference call on the static input ``x``.
 
-    The segmentor must have been through
-    :func:`~mmseg_repmlp.acceleration.accelerate` with
-    ``settings.fast_options`` (its ``encode_decode`` is then the fast path);
-    the backbone alone goes through the same
-    :func:`~mmseg_repmlp.acceleration.fast_forward` here.
+    Eager: the scope's forward under ``torch.no_grad`` and autocast. Fast:
+    what users get from :func:`~mmseg_repmlp.acceleration.accelerate` with
+    ``settings.fast_options``; the segmentor must have been accelerated
+    (its ``encode_decode`` is then the fast path) and the backbone alone
+    goes through the same :func:`~mmseg_repmlp.acceleration.fast_forward`.
     """
     forward = forward_fn(model, scope, image_metas(x.shape[0],
                                                    tuple(x.shape[-2:])))
-    if scope == 'backbone':
-        forward = fast_forward(forward, **settings.fast_options)
     model.eval()
+    if fast:
+        if scope == 'backbone':
+            forward = fast_forward(forward, **settings.fast_options)
+        elif not is_accelerated(model):
+            raise RuntimeError('accelerate() the segmentor before timing '
+                               'its fast path.')
 
-    def run() -> Any:
-        with torch.no_grad():
-            return forward(x)
+        def run() -> Any:
+            with torch.no_grad():
+                return forward(x)
+    else:
+
+        def run() -> Any:
+            with torch.no_grad(), autocast(settings):
+                return forward(x)
 
     return run
 
