@@ -124,7 +124,7 @@ def main(argv: Optional[List[str]] = None):
     try:
         accelerate(runner.model, compile=args.compile,
                    cuda_graph=args.cuda_graph, dtype=args.dtype)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         sys.exit(f'error: {err}')
     if is_accelerated(runner.model):
         options = segmentor_of(runner.model).fast_inference

@@ -66,7 +66,7 @@ class ConvBN(nn.Module):
         C * tiles, H, W)`` and convolved with the kernel tiled ``tiles``
         times along the channels: the same numbers, but one depthwise
         convolution over ``C * tiles`` channels instead of a grouped one over
-        ``N`` maps of ``C`` channels, which CPU kernels run up to 30x slower
+        ``N`` maps of ``C`` channels, which CPU kernels run many times slower
         when ``C`` is small (the Local Perceptron of RepMLPNet-B256's first
         stage: 768 single-channel 64x64 windows at 512x1024). The norm
         still sees ``(N, C, H, W)``.
