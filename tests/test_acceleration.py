@@ -87,6 +87,18 @@ def test_inference_model_runs_the_fast_path(segmentor, tiny_cityscapes):
     assert ((out - ref).abs().max() / ref.abs().max()).item() < 3e-2
 
 
+@pytest.mark.parametrize('native', [True, False])
+def test_reduced_precision_on_a_cpu_without_it_warns(segmentor, monkeypatch,
+                                                      native):
+    import mmseg_repmlp.acceleration as acceleration
+    monkeypatch.setattr(acceleration, 'native_cpu_dtype', lambda d: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        accelerate(_fresh(segmentor), dtype='bf16')
+    slow = [w for w in caught if 'no native kernels' in str(w.message)]
+    assert bool(slow) is not native
+
+
 def test_nothing_asked_leaves_the_model_alone(segmentor):
     model = _fresh(segmentor)
     assert accelerate(model, dtype='fp32') is model
