@@ -22,7 +22,6 @@ logits, post-processing) stays as MMSegmentation has it.
 fp32 with compile and/or CUDA graphs changes outputs only by float rounding;
 bf16/fp16 change them by their precision, which is the user's choice.
 """
-import functools
 import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -77,7 +76,6 @@ def with_autocast(fn: Callable[..., Any],
     if dtype is None:
         return fn
 
-    @functools.wraps(fn)
     def run(x: Tensor, *args, **kwargs) -> Any:
         with torch.autocast(x.device.type, dtype=dtype, cache_enabled=False):
             return fn(x, *args, **kwargs)
@@ -282,7 +280,8 @@ def accelerate(model: nn.Module,
         nn.Module: ``model``, changed in place (also when nothing is asked).
     """
     segmentor = segmentor_of(model)
-    if not compile and not cuda_graph and resolve_dtype(dtype) is None:
+    reduced = resolve_dtype(dtype)
+    if not compile and not cuda_graph and reduced is None:
         return model
     if is_accelerated(segmentor):
         raise ValueError('accelerate() was already applied to this model.')
@@ -291,7 +290,6 @@ def accelerate(model: nn.Module,
         raise ValueError(
             f'cuda_graph=True needs the model on a CUDA device; it is on '
             f'{device}. Move it first, or leave CUDA graphs off.')
-    reduced = resolve_dtype(dtype)
     if (reduced is not None and device.type == 'cpu'
             and not native_cpu_dtype(reduced)):
         capability = torch.backends.cpu.get_cpu_capability()
@@ -304,7 +302,7 @@ def accelerate(model: nn.Module,
         return segmentor.decode_head.forward(segmentor.extract_feat(inputs))
 
     logits_of = fast_forward(dense, compile=compile, cuda_graph=cuda_graph,
-                             dtype=dtype)
+                             dtype=reduced)
 
     def encode_decode(inputs: Tensor, batch_img_metas) -> Tensor:
         logits = logits_of(inputs).float()
@@ -313,5 +311,5 @@ def accelerate(model: nn.Module,
     segmentor.encode_decode = encode_decode
     segmentor.fast_inference = dict(
         compile=compile, cuda_graph=cuda_graph,
-        dtype=str(resolve_dtype(dtype) or torch.float32).split('.')[-1])
+        dtype=str(reduced or torch.float32).split('.')[-1])
     return model

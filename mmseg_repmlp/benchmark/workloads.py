@@ -22,7 +22,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
-from ..acceleration import fast_forward, is_accelerated
+from ..acceleration import fast_forward, is_accelerated, with_autocast
 from ..export.onnx import run_onnx
 from .settings import BenchmarkSettings, Shape
 
@@ -67,7 +67,7 @@ def random_samples(batch: int, shape: Shape, num_classes: int,
 
 
 def autocast(settings: BenchmarkSettings) -> contextlib.AbstractContextManager:
-    """Autocast to ``settings.dtype`` (eager workloads); a no-op for fp32."""
+    """Autocast to ``settings.dtype`` (training steps); a no-op for fp32."""
     if settings.dtype == 'fp32':
         return contextlib.nullcontext()
     return torch.autocast(settings.torch_device.type,
@@ -96,21 +96,17 @@ def inference_workload(model: nn.Module, scope: str, x: Tensor,
     forward = forward_fn(model, scope, image_metas(x.shape[0],
                                                    tuple(x.shape[-2:])))
     model.eval()
-    if fast:
-        if scope == 'backbone':
-            forward = fast_forward(forward, **settings.fast_options)
-        elif not is_accelerated(model):
-            raise RuntimeError('accelerate() the segmentor before timing '
-                               'its fast path.')
+    if not fast:
+        forward = with_autocast(forward, settings.dtype)
+    elif scope == 'backbone':
+        forward = fast_forward(forward, **settings.fast_options)
+    elif not is_accelerated(model):
+        raise RuntimeError('accelerate() the segmentor before timing its '
+                           'fast path.')
 
-        def run() -> Any:
-            with torch.no_grad():
-                return forward(x)
-    else:
-
-        def run() -> Any:
-            with torch.no_grad(), autocast(settings):
-                return forward(x)
+    def run() -> Any:
+        with torch.no_grad():
+            return forward(x)
 
     return run
 
