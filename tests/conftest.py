@@ -27,6 +27,17 @@ TINY_RECT_ARCH = dict(
     sharesets=(1, 2, 4, 8))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run where a GPU is, and are skipped elsewhere
+    (CI has none): ``pytest -m cuda`` on a GPU machine runs them all."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip)
+
+
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random BatchNorm statistics: default ones hide fusion bugs."""
     return randomize_norm_stats_(model, seed)

@@ -189,3 +189,48 @@ def test_graph_cache_captures_once_per_shape_and_copies_io():
         assert any('run eagerly' in str(w.message) for w in caught)
     with pytest.raises(RuntimeError, match='torch.no_grad'):
         cache(a)
+
+
+# --- on a GPU (pytest -m cuda): the real capture and inductor's graphs -----
+@pytest.mark.cuda
+@pytest.mark.parametrize('options,rtol', [
+    (dict(cuda_graph=True), 1e-5),
+    (dict(cuda_graph=True, dtype='bf16'), 1e-5),
+    # Inductor generates its own kernels: float rounding differs.
+    (dict(cuda_graph=True, compile=True), 1e-3),
+])
+def test_cuda_graph_inference_matches_eager(segmentor, options, rtol):
+    """Graph replay against the eager model at the same precision, over a
+    new input size, a second size and new values of the first size (the
+    input is copied into the captured buffer)."""
+    model = _fresh(segmentor).cuda()
+    eager = _fresh(segmentor).cuda()
+    if options.get('dtype'):
+        accelerate(eager, dtype=options['dtype'])  # eager autocast
+    accelerate(model, **options)
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((1, 3, 128, 256), (2, 3, 96, 160), (1, 3, 128, 256)):
+        x = torch.randn(*shape, generator=gen).cuda()
+        ref = _reference(eager, x)
+        out = _reference(model, x)
+        assert out.dtype == torch.float32 and out.shape == ref.shape
+        scale = ref.abs().max()
+        assert_close(out / scale, ref / scale, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.cuda
+def test_graph_cache_replays_real_graphs():
+    # Two shapes share one memory pool; replaying them in any order, each
+    # returns its own result, not a buffer the other graph reused.
+    layer = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1),
+                                torch.nn.ReLU()).cuda().eval()
+    cache = CUDAGraphCache(layer)
+    xs = [torch.randn(1, 3, 16, 16, device='cuda'),
+          torch.randn(2, 3, 8, 8, device='cuda')]
+    with torch.no_grad():
+        refs = [layer(x) for x in xs]
+        for order in ((0, 1), (1, 0), (0, 0, 1)):
+            outs = [(i, cache(xs[i])) for i in order]
+            for i, out in outs:
+                assert_close(out, refs[i])
+    assert len(cache.graphs) == 2

@@ -191,8 +191,74 @@ def test_compile_times_the_fast_path_next_to_eager(tmp_path):
         assert rec['ratio_to']['resnet50'] > 0
         if rec['path'] == 'fast':
             assert rec['ratio_to_eager'] > 0
+            # The compiled model's outputs, compared in the same run.
+            assert rec['fast_vs_eager_max_rel_diff'] < 1e-4
         else:
             assert rec['ratio_to_eager'] is None
+            assert rec['fast_vs_eager_max_rel_diff'] is None
     assert done.stdout.count('| candidate |') == 2
     assert '/ fp32 / fast path (compile)' in done.stdout
-    assert 'lat/eager' in done.stdout
+    assert 'lat/eager' in done.stdout and 'fast vs eager' in done.stdout
+
+
+def test_progress_is_reported_after_each_candidate():
+    """A run cut short (a time limit) keeps every finished candidate."""
+    settings = resolve_settings(dict(
+        device='cpu', arch=dict(TINY_ARCH), shapes=[(64, 128)],
+        phases=('inference', ), scopes=('backbone', ),
+        candidates=['repmlp-train', 'resnet50'], warmup=0, repeats=1,
+        head_channels=32, threads=1))
+    seen = []
+    result = run_benchmark(
+        settings, log=lambda message: None,
+        on_progress=lambda partial: seen.append(
+            (partial['complete'], [r['candidate'] for r in partial['records']
+                                   if r['latency_ms']])))
+    assert seen == [(False, ['repmlp-train']),
+                    (False, ['repmlp-train', 'resnet50'])]
+    assert result['complete'] is True
+
+
+def test_an_existing_json_is_not_replaced_without_force(tmp_path):
+    out = tmp_path / 'result.json'
+    out.write_text('{"mine": 1}')
+    done = run([*tool('benchmark.py'), '--device', 'cpu', '--out-json', out],
+               check=False, timeout=120)
+    assert done.returncode != 0
+    assert '--force' in done.stderr
+    assert out.read_text() == '{"mine": 1}'
+
+
+@pytest.mark.cuda
+def test_cuda_run_reports_gpu_time_and_replays_graphs(tmp_path):
+    """On a GPU: CUDA-event time, CUDA memory, % of peak, kernel profiles,
+    bf16 autocast and the CUDA-graph fast path next to eager."""
+    arch = tmp_path / 'tiny_arch.json'
+    arch.write_text(json.dumps(TINY_ARCH))
+    out = tmp_path / 'result.json'
+    done = run([
+        *tool('benchmark.py'), '--device', 'cuda', '--arch', arch,
+        '--shape', 64, 128, '--train-shape', 64, 128, '--warmup', 2,
+        '--repeats', 3, '--candidates', 'repmlp-train', 'repmlp-deploy',
+        'resnet50', '--mode', 'both', '--scope', 'both', '--head-channels',
+        32, '--dtype', 'bf16', '--cuda-graph', '--cudnn-benchmark',
+        '--profile', '--peak-tflops', 100, '--out-json', out
+    ], timeout=600)
+    result = json.loads(out.read_text())
+    assert result['complete'] and result['environment']['cuda']
+    measured = [r for r in result['records'] if not r['skipped']]
+    assert {(r['phase'], r['path']) for r in measured} == {
+        ('inference', 'eager'), ('inference', 'fast'), ('train', 'eager')}
+    for rec in measured:
+        assert rec['error'] is None, rec['error']
+        assert rec['gpu_ms']['median'] > 0
+        assert 'cuda' in rec['peak_mem_method'] and rec['peak_mem_mb'] > 0
+        assert rec['peak_fraction'] > 0
+        if rec['phase'] == 'inference':
+            assert rec['profile'] and 'CUDA' in rec['profile']
+        if rec['path'] == 'fast':
+            assert rec['ratio_to_eager'] > 0
+            # The replayed graph runs the eager kernels at the same dtype.
+            assert rec['fast_vs_eager_max_rel_diff'] < 1e-3
+    assert '/ bf16 / fast path (CUDA graphs)' in done.stdout
+    assert 'GPU ms' in done.stdout and '% peak' in done.stdout

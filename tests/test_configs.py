@@ -58,13 +58,15 @@ def test_amp_configs_are_bf16_twins(name):
     assert amp.param_scheduler == fp32.param_scheduler
 
 
-def test_bf16_amp_train_step(monkeypatch):
+@pytest.mark.parametrize('device', ['cpu', pytest.param(
+    'cuda', marks=pytest.mark.cuda)])
+def test_bf16_amp_train_step(monkeypatch, device):
     """The AMP configs' optimizer wrapper trains the model in bf16.
 
-    MMEngine's AmpOptimWrapper refuses to be built without a GPU; its device
-    check is the only thing replaced here, so the real wrapper runs its
-    bf16 autocast (CPU autocast here, CUDA on a GPU) and its disabled loss
-    scaler around the segmentor's own train_step.
+    MMEngine's AmpOptimWrapper refuses to be built without a GPU; on the
+    CPU its device check is the only thing replaced, so the real wrapper
+    runs its bf16 autocast and its disabled loss scaler around the
+    segmentor's own train_step. On a GPU nothing is replaced.
     """
     from mmengine.optim import build_optim_wrapper
     from mmengine.optim.optimizer import amp_optimizer_wrapper
@@ -72,14 +74,15 @@ def test_bf16_amp_train_step(monkeypatch):
     from mmseg.structures import SegDataSample
 
     from .conftest import CONFIG
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
-                        lambda: True)
+    if device == 'cpu':
+        monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                            lambda: True)
     register_all_modules()
     root = Path(__file__).parents[1] / 'configs'
     amp_cfg = Config.fromfile(str(root / AMP_CONFIGS[0])).optim_wrapper
     cfg = Config.fromfile(CONFIG)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
+    model = MODELS.build(cfg.model).to(device).train()
     bf16_dtypes = []
     model.backbone.register_forward_hook(
         lambda m, i, out: bf16_dtypes.append(out[0].dtype))

@@ -12,6 +12,7 @@ environment to ``--out-json``. The work is done by
 :mod:`mmseg_repmlp.benchmark`.
 """
 import argparse
+import os
 from typing import List, Optional
 
 from mmseg_repmlp.benchmark import (CANDIDATES, format_markdown, load_arch,
@@ -75,7 +76,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int,
                         help='CPU intra-op threads (default: one per core)')
     parser.add_argument('--out-json', metavar='PATH',
-                        help='write every number and the environment here')
+                        help='write every number and the environment here '
+                        '(updated after each candidate, "complete": true '
+                        'once the run has finished)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --out-json file')
     parser.add_argument('--small', action='store_true',
                         help='small inputs, a small RepMLPNet and a narrow '
                         'head: a few minutes on 2 CPU cores')
@@ -106,7 +111,13 @@ def main(argv: Optional[List[str]] = None) -> None:
             small=args.small)
     except (ValueError, KeyError, TypeError) as err:
         raise SystemExit(f'benchmark: {err}') from None
-    result = run_benchmark(settings)
+    if args.out_json and os.path.exists(args.out_json) and not args.force:
+        # Checked before the run, not after it.
+        raise SystemExit(f'benchmark: {args.out_json} exists; pass --force '
+                         'to replace it, or choose another --out-json.')
+    save = ((lambda result: write_json(result, args.out_json))
+            if args.out_json else None)
+    result = run_benchmark(settings, on_progress=save)
     print(format_markdown(result))
     if args.out_json:
         write_json(result, args.out_json)

@@ -66,6 +66,9 @@ class Candidate:
             outputs.
         sessions (dict): For ``repmlp-onnx``, the onnxruntime session of
             each ``(shape, batch)`` exported so far (see :func:`onnx_session`).
+        eager_outputs (dict): Outputs (on the CPU) of each eager inference
+            plan that has a fast-path twin, kept until the twin is compared
+            with them.
     """
     name: str
     model: nn.Module
@@ -73,6 +76,7 @@ class Candidate:
     structure: str
     reference: Optional[nn.Module] = None
     sessions: Dict[Tuple[Shape, int], Any] = field(default_factory=dict)
+    eager_outputs: Dict[Any, Any] = field(default_factory=dict)
 
     @property
     def baseline(self) -> bool:

@@ -31,16 +31,17 @@ def count_macs(module: nn.Module, x: Tensor) -> int:
     return int(analyzer.total())
 
 
-def _tensors(outputs: Any) -> list:
+def tensors(outputs: Any) -> list:
+    """The tensors of a tensor or a (nested) tuple/list of them."""
     if isinstance(outputs, Tensor):
         return [outputs]
-    return [t for out in outputs for t in _tensors(out)]
+    return [t for out in outputs for t in tensors(out)]
 
 
 def max_relative_difference(reference: Any, outputs: Any) -> float:
     """``max|out - ref| / max|ref|``, the worst over all output tensors."""
     worst = 0.0
-    for ref, out in zip(_tensors(reference), _tensors(outputs), strict=True):
+    for ref, out in zip(tensors(reference), tensors(outputs), strict=True):
         ref, out = ref.float(), out.float()
         scale = ref.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
         worst = max(worst, float((out - ref).abs().max() / scale))

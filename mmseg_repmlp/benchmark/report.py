@@ -2,7 +2,6 @@
 import datetime
 import json
 import os
-import os.path as osp
 import platform
 import shlex
 import sys
@@ -11,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..checkpoint.io import atomic_write
 from ..export.onnx import DEFAULT_OPSET
 from .settings import REPMLP_DEPLOY, REPMLP_ONNX, BenchmarkSettings
 from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY
@@ -105,7 +105,9 @@ def notes(settings: BenchmarkSettings) -> List[str]:
                    'as mmseg_repmlp.acceleration.accelerate() runs it for '
                    'users (init_model / tools/test.py --compile --cuda-graph '
                    '--dtype): backbone, neck and decode-head logits as one '
-                   'function; lat/eager = its latency over the eager one')
+                   'function; lat/eager = its latency over the eager one; '
+                   'fast vs eager: max |fast - eager| / max |eager| of the '
+                   'outputs, same dtype, same input')
     if settings.compile:
         out.append('compile: torch.compile (default mode) on that function; '
                    'training: on the backbone, neck and heads; compilation '
@@ -179,6 +181,8 @@ _COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
      lambda v: _fmt(v, '.2f', 'x')),
     ('deploy vs train', lambda r: r['deploy_vs_train_max_rel_diff'],
      lambda v: _fmt(v, '.1e')),
+    ('fast vs eager', lambda r: r.get('fast_vs_eager_max_rel_diff'),
+     lambda v: _fmt(v, '.1e')),
     ('note', lambda r: r['skipped'] or r['error'], str),
 )
 
@@ -245,9 +249,7 @@ def _path_label(path: str, settings: Dict[str, Any]) -> str:
 
 
 def write_json(result: Dict[str, Any], path: str) -> None:
-    """Write ``result`` to ``path`` (folders are created)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(result, f, indent=2)
-        f.write('\n')
+    """Write ``result`` to ``path`` atomically (folders are created): a
+    reader, or a run killed mid-write, never sees half a file."""
+    text = json.dumps(result, indent=2) + '\n'
+    atomic_write(path, lambda f: f.write(text.encode()))

@@ -28,7 +28,8 @@ from ..acceleration import accelerate, compile_module
 from ..export.onnx import run_onnx, torch_reference
 from .candidates import (NUM_CLASSES, Candidate, build_candidate,
                          describe_backbone, onnx_session, structure_of)
-from .complexity import count_macs, count_params, max_relative_difference
+from .complexity import (count_macs, count_params, max_relative_difference,
+                         tensors)
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
@@ -87,18 +88,24 @@ def _stderr(message: str) -> None:
 
 
 def run_benchmark(settings: BenchmarkSettings,
-                  log: Log = _stderr) -> Dict[str, Any]:
+                  log: Log = _stderr,
+                  on_progress: Optional[Callable[[Dict[str, Any]], None]] = None
+                  ) -> Dict[str, Any]:
     """Measure ``settings.candidates``; return the JSON-ready result.
 
     Args:
         settings (BenchmarkSettings): What to run (already validated).
         log (callable): Receives one progress line at a time. Default:
             print to stderr.
+        on_progress (callable, optional): Called with the result so far
+            (``complete`` False) after each candidate, e.g. to save it, so
+            that a run stopped by a time limit keeps what it measured.
 
     Returns:
         dict: ``environment``, ``settings``, ``notes``, ``records`` (one
-        per candidate and workload, with ``ratio_to`` each baseline) and
-        ``elapsed_s`` (the whole run, building and counting included).
+        per candidate and workload, with ``ratio_to`` each baseline),
+        ``elapsed_s`` (the whole run, building and counting included) and
+        ``complete`` (True).
     """
     start = time.perf_counter()
     if settings.is_cuda:
@@ -126,8 +133,13 @@ def run_benchmark(settings: BenchmarkSettings,
         gc.collect()
         if settings.is_cuda:
             torch.cuda.empty_cache()
+        if on_progress is not None:
+            add_ratios(result['records'])
+            on_progress(dict(result, complete=False,
+                             elapsed_s=time.perf_counter() - start))
     add_ratios(result['records'])
     result['elapsed_s'] = time.perf_counter() - start
+    result['complete'] = True
     return result
 
 
@@ -261,7 +273,8 @@ def _new_record(name: str, plan: Plan,
         params=None, macs=None, latency_ms=None, gpu_ms=None,
         images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
         tflops=None, peak_fraction=None, ratio_to={}, ratio_to_eager=None,
-        deploy_vs_train_max_rel_diff=None, profile=None,
+        deploy_vs_train_max_rel_diff=None, fast_vs_eager_max_rel_diff=None,
+        profile=None,
         skipped=skip_reason(name, plan, settings), error=None)
     return record
 
@@ -343,7 +356,25 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
     if (settings.profile and plan.phase == 'inference'
             and candidate.structure != 'onnx'):
         record['profile'] = profile_table(fn, device)
+    if (settings.fast_path and plan.phase == 'inference'
+            and candidate.structure != 'onnx'):
+        _compare_fast_with_eager(candidate, plan, fn, record)
     _fill_rates(record, timing, plan, settings)
+
+
+def _compare_fast_with_eager(candidate: Candidate, plan: Plan, fn: Callable,
+                             record: Dict[str, Any]) -> None:
+    """Keep an eager plan's outputs; compare its fast twin's with them,
+    so every run shows what the fast path changes (float rounding, or the
+    precision of --dtype on both)."""
+    outputs = [t.detach().float().cpu() for t in tensors(fn())]
+    if plan.path == EAGER:
+        candidate.eager_outputs[plan] = outputs
+        return
+    eager = candidate.eager_outputs.pop(plan.eager_twin, None)
+    if eager is not None:
+        record['fast_vs_eager_max_rel_diff'] = max_relative_difference(
+            eager, outputs)
 
 
 def _fill_rates(record: Dict[str, Any], timing: Timing, plan: Plan,

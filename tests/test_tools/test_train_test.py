@@ -3,6 +3,7 @@ import re
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -97,6 +98,31 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
     for a, b in zip(deploy_maps, results['bf16'][1]):
         same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
         assert same.mean() >= 0.98
+
+
+@pytest.mark.cuda
+def test_test_tool_replays_cuda_graphs(trained, tiny_cityscapes, tmp_path):
+    """On a GPU (where ``trained`` trained on it too): --cuda-graph gives
+    the eager mIoU and label maps, in fp32 and under bf16 autocast."""
+    work, _ = trained
+    results = {}
+    for kind, extra in (('eager', []), ('graph', ['--cuda-graph']),
+                        ('graph_bf16', ['--cuda-graph', '--dtype', 'bf16'])):
+        out = tmp_path / kind
+        done = run([*tool('test.py'), CONFIG, work / 'iter_4_deploy.pth',
+                    '--work-dir', tmp_path / f'{kind}_work', '--out', out,
+                    *extra, '--cfg-options',
+                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
+        log = done.stdout + done.stderr
+        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    assert "fast inference: dict(compile=False, cuda_graph=True, " \
+        "dtype='float32')" in results['graph'][2]
+    assert abs(results['graph'][0] - results['eager'][0]) <= 0.05
+    assert abs(results['graph_bf16'][0] - results['eager'][0]) <= 1.0
+    for kind, least in (('graph', 0.999), ('graph_bf16', 0.98)):
+        for a, b in zip(results['eager'][1], results[kind][1], strict=True):
+            same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
+            assert same.mean() >= least, kind
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path,
