@@ -7,6 +7,7 @@ machine and on whatever else runs on it).
 import json
 
 import pytest
+import torch
 
 from mmseg_repmlp.benchmark import (CANDIDATES as ALL_CANDIDATES,
                                     SMALL_PRESET, default_candidates,
@@ -85,6 +86,7 @@ def test_every_candidate_and_workload_is_measured(benchmark):
             assert rec['peak_mem_mb'] >= 0
             assert 'RSS' in rec['peak_mem_method']
         assert rec['gpu_ms'] is None and rec['peak_fraction'] is None
+        assert ((rec['saved_mb'] or 0) > 0) == (rec['phase'] == 'train')
         assert rec['ratio_to']['resnet50'] > 0
         batch = 2 if rec['phase'] == 'train' else 1
         assert rec['input_shape'] == [batch, 3, 64, 128]
@@ -262,3 +264,18 @@ def test_cuda_run_reports_gpu_time_and_replays_graphs(tmp_path):
             assert rec['fast_vs_eager_max_rel_diff'] < 1e-3
     assert '/ bf16 / fast path (CUDA graphs)' in done.stdout
     assert 'GPU ms' in done.stdout and '% peak' in done.stdout
+
+
+def test_saved_for_backward_counts_each_activation_once():
+    from mmseg_repmlp.benchmark.timing import saved_for_backward_mb
+    weight = torch.nn.Parameter(torch.randn(256, 256))
+    x = torch.randn(1024, 256, requires_grad=True)
+
+    def step():
+        # mm saves x (1 MiB) and weight (a parameter: excluded); tanh saves
+        # its output (1 MiB); x is saved twice but stored once.
+        y = torch.tanh(x @ weight)
+        (y * x).sum().backward()  # mul saves y and x: nothing new
+
+    assert saved_for_backward_mb(step, [weight]) == pytest.approx(2.0)
+    assert saved_for_backward_mb(step, []) == pytest.approx(2.25)

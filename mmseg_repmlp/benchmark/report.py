@@ -84,6 +84,9 @@ def notes(settings: BenchmarkSettings) -> List[str]:
                            CPU_RSS_SAMPLED +
                            ' (approximate working set)') +
         ', in one extra untimed call',
+        'saved MB (training): activations autograd keeps for the backward '
+        'pass, each distinct storage once, parameters excluded; exact and '
+        'device-independent (one more untimed step)',
         'lat/X: latency (median) relative to baseline X; < 1 is faster',
         'deploy vs train: max |deploy - train| / max |train| of the '
         'outputs (logits or features), FP32 eager, same input',
@@ -174,6 +177,7 @@ _COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
     ('GPU ms', _stat('gpu_ms', 'median'), _ms),
     ('img/s', lambda r: r['images_per_s'], lambda v: _fmt(v, '.2f')),
     ('peak MB', lambda r: r['peak_mem_mb'], lambda v: _fmt(v, '.0f')),
+    ('saved MB', lambda r: r.get('saved_mb'), lambda v: _fmt(v, '.0f')),
     ('TFLOP/s', lambda r: r['tflops'], lambda v: _fmt(v, '.3g')),
     ('% peak', lambda r: r['peak_fraction'],
      lambda v: _fmt(v and 100 * v, '.1f', '%')),

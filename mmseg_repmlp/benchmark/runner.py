@@ -33,7 +33,7 @@ from .complexity import (count_macs, count_params, max_relative_difference,
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
-                     time_workload)
+                     saved_for_backward_mb, time_workload)
 from .workloads import (CountedForward, forward_fn, image_metas,
                         inference_workload, make_input, make_pixels,
                         onnx_workload, train_workload, used_modules)
@@ -272,6 +272,7 @@ def _new_record(name: str, plan: Plan,
         input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
         params=None, macs=None, latency_ms=None, gpu_ms=None,
         images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
+        saved_mb=None,
         tflops=None, peak_fraction=None, ratio_to={}, ratio_to_eager=None,
         deploy_vs_train_max_rel_diff=None, fast_vs_eager_max_rel_diff=None,
         profile=None,
@@ -352,6 +353,9 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
     else:
         record['peak_mem_mb'], record['peak_mem_method'] = peak_memory_mb(
             fn, device)
+    if plan.phase == 'train' and plan.path == EAGER:  # compiled: the same
+        record['saved_mb'] = saved_for_backward_mb(
+            fn, candidate.model.parameters())
     # PyTorch's profiler sees nothing inside onnxruntime.
     if (settings.profile and plan.phase == 'inference'
             and candidate.structure != 'onnx'):

@@ -12,7 +12,9 @@ function is safe on a machine without a GPU.
   RSS before the call, sampled every millisecond from ``/proc/self/statm``
   after returning freed heap to the OS (``malloc_trim``); an approximation of
   the call's working set (Linux; elsewhere the ``ru_maxrss`` growth, which
-  is 0 unless the process reaches a new high-water mark).
+  is 0 unless the process reaches a new high-water mark). For a training
+  step, also the memory saved for the backward pass (activations), counted
+  exactly and the same on every device.
 """
 import ctypes
 import ctypes.util
@@ -23,9 +25,10 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
+from torch import Tensor
 
 Workload = Callable[[], Any]
 
@@ -151,6 +154,30 @@ def peak_memory_mb(fn: Workload, device: torch.device) -> Tuple[float, str]:
     finally:
         peak = sampler.stop()
     return (peak - before) / 2**20, CPU_RSS_SAMPLED
+
+
+def saved_for_backward_mb(fn: Workload, exclude: Iterable[Tensor]) -> float:
+    """MiB that autograd keeps for the backward pass of one call of ``fn``.
+
+    Every tensor the forward pass saves for backward is seen through
+    ``saved_tensors_hooks``; distinct storages are summed once each, and
+    those of ``exclude`` (the parameters, which exist anyway) are left out.
+    Unlike a memory peak this does not depend on the device, its allocator
+    or the dtype of the optimizer state: it is the activation memory a
+    training step needs on any device, for the dtypes the step runs in.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    saved: Dict[int, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in skip:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(saved.values()) / 2**20
 
 
 def profile_table(fn: Workload, device: torch.device, steps: int = 3,
