@@ -54,7 +54,11 @@ class ConvBN(nn.Module):
         self.act = nn.ReLU() if with_relu else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv(x)
+        return self.after_conv(self.conv(x))
+
+    def after_conv(self, x: Tensor) -> Tensor:
+        """What follows the convolution: the norm (training form), then
+        the activation."""
         if not self.deploy:
             x = self.bn(x)
         return self.act(x)
@@ -88,10 +92,7 @@ class ConvBN(nn.Module):
             x.reshape(n // tiles, channels * tiles, height, width), weight,
             bias, conv.stride, conv.padding, conv.dilation,
             groups=channels * tiles)
-        out = out.view(n, channels, *out.shape[-2:])
-        if not self.deploy:
-            out = self.bn(out)
-        return self.act(out)
+        return self.after_conv(out.view(n, channels, *out.shape[-2:]))
 
     @torch.no_grad()
     def reparameterize(self) -> None:
