@@ -12,12 +12,12 @@ environment to ``--out-json``. The work is done by
 :mod:`mmseg_repmlp.benchmark`.
 """
 import argparse
-import os
 from typing import List, Optional
 
 from mmseg_repmlp.benchmark import (CANDIDATES, format_markdown, load_arch,
                                     parse_shape, resolve_settings,
                                     run_benchmark, write_json)
+from mmseg_repmlp.checkpoint.io import refuse_to_overwrite
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -109,12 +109,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                  profile=args.profile, seed=args.seed,
                  threads=args.threads),
             small=args.small)
-    except (ValueError, KeyError, TypeError) as err:
+        if args.out_json:  # checked before the run, not after it
+            refuse_to_overwrite(args.out_json, args.force)
+    except (ValueError, KeyError, TypeError, FileExistsError) as err:
         raise SystemExit(f'benchmark: {err}') from None
-    if args.out_json and os.path.exists(args.out_json) and not args.force:
-        # Checked before the run, not after it.
-        raise SystemExit(f'benchmark: {args.out_json} exists; pass --force '
-                         'to replace it, or choose another --out-json.')
     save = ((lambda result: write_json(result, args.out_json))
             if args.out_json else None)
     result = run_benchmark(settings, on_progress=save)

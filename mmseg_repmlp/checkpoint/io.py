@@ -41,6 +41,15 @@ def safe_torch_load(path: str, map_location: Any = 'cpu',
             f'PyTorch checkpoint ({err}). Re-download or re-export it.') from None
 
 
+def refuse_to_overwrite(path: str, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is
+    False: nothing a user made is replaced without ``--force``. Tools call it
+    before long work too, so that the refusal comes at once."""
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f'{path!r} exists; pass --force (or choose '
+                              'another name) to replace it.')
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, overwrite: bool = True) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success rename it there.
@@ -54,9 +63,7 @@ def atomic_path(path: str, overwrite: bool = True) -> Iterator[str]:
         path (str): Destination.
         overwrite (bool): Replace an existing file. Default: True.
     """
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f'{path!r} exists; pass --force (or choose '
-                              'another name) to replace it.')
+    refuse_to_overwrite(path, overwrite)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(

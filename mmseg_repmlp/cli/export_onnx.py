@@ -61,10 +61,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os
     args = parse_args(argv)
     # Cheap checks first: loading the model takes a while.
+    from ..checkpoint.io import refuse_to_overwrite
     from ..export.onnx import MAX_OPSET, MIN_OPSET
-    if os.path.exists(args.out) and not args.force:
-        sys.exit(f'error: {args.out!r} exists; pass --force to replace it, '
-                 'or choose another name.')
+    try:
+        refuse_to_overwrite(args.out, args.force)
+    except FileExistsError as err:
+        sys.exit(f'error: {err}')
     directory = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(directory):
         sys.exit(f'error: directory {directory!r} does not exist; create it '

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint.io import atomic_path
+from ..checkpoint.io import atomic_path, refuse_to_overwrite
 from ..deploy import near_ties
 
 DEFAULT_OPSET = 17
@@ -521,9 +521,7 @@ def export_segmentor(model: nn.Module,
     """
     onnx, _ = _require_onnx()
     out = os.fspath(out)
-    if os.path.exists(out) and not force:
-        raise FileExistsError(f'{out!r} exists; pass --force (force=True) to '
-                              'replace it, or choose another name.')
+    refuse_to_overwrite(out, force)
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f'Directory {directory!r} does not exist; '
