@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models.utils.reparameterize import reparameterize_modules
+
 
 def is_deployed(model: nn.Module) -> bool:
     """Whether no module of ``model`` still has a training-time structure."""
@@ -19,18 +21,13 @@ def is_deployed(model: nn.Module) -> bool:
         if hasattr(m, 'reparameterize'))
 
 
-def has_reparameterizable(model: nn.Module) -> bool:
-    """Whether ``model`` holds any re-parameterizable module."""
-    return any(hasattr(m, 'reparameterize') for m in model.modules())
-
-
 @torch.no_grad()
 def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Return ``model`` with every re-parameterizable module in deploy form.
 
-    Modules are visited children first, so a module that folds into a child
-    (``prebn2`` into ``ffn_fc1``) finds the child already fused. Calling it on
-    a deployed model changes nothing. The training mode is kept; the
+    Every module folds its own branches, children first
+    (:func:`~mmseg_repmlp.models.utils.reparameterize.reparameterize_modules`).
+    Calling it on a deployed model changes nothing. The training mode is kept; the
     conversion uses BatchNorm running statistics whatever the mode.
 
     Args:
@@ -43,11 +40,7 @@ def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
     """
     if not inplace:
         model = copy.deepcopy(model)
-    for module in reversed(list(model.modules())):
-        reparameterize = getattr(module, 'reparameterize', None)
-        if callable(reparameterize):
-            reparameterize()
-    return model
+    return reparameterize_modules(model)
 
 
 def near_ties(logits: 'np.ndarray', tolerance: float) -> 'np.ndarray':

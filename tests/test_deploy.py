@@ -5,7 +5,7 @@ from torch.testing import assert_close
 
 from mmseg_repmlp import is_deployed, reparameterize_model
 from mmseg_repmlp.models import RepMLPNet
-from mmseg_repmlp.models.layers import RepMLPBlock, RepMLPNetUnit
+from mmseg_repmlp.models.layers import ConvBN, RepMLPBlock, RepMLPNetUnit
 
 from .conftest import TINY_ARCH, TINY_RECT_ARCH, randomize_
 
@@ -84,10 +84,9 @@ def test_reparameterize_is_idempotent_and_copies():
     assert again is deployed
     for k, v in again.state_dict().items():
         assert torch.equal(v, state[k]), k
-    deployed.reparameterize()
     for block in deployed.modules():
-        if isinstance(block, (RepMLPBlock, RepMLPNetUnit)):
-            block.switch_to_deploy()
+        if isinstance(block, (ConvBN, RepMLPBlock, RepMLPNetUnit)):
+            block.reparameterize()
     assert set(deployed.state_dict()) == set(state)
 
 

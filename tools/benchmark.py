@@ -17,7 +17,7 @@ from typing import List, Optional
 from mmseg_repmlp.benchmark import (CANDIDATES, format_markdown, load_arch,
                                     parse_shape, resolve_settings,
                                     run_benchmark, write_json)
-from mmseg_repmlp.checkpoint.io import refuse_to_overwrite
+from mmseg_repmlp.utils.fileio import refuse_to_overwrite
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-_base_ = ['./upernet_repmlpnet.py']
+_base_ = ['./upernet_repmlpnet-b256_4xb2-80k_cityscapes-512x1024.py']
 model = dict(
     backbone=dict(
         arch='D256',

@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 from ..acceleration import accelerate
 from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
                                       read_checkpoint, set_deploy)
-from ..checkpoint.loading import load_strict
+from ..models.utils.ckpt_load import load_strict
 from ..deploy import reparameterize_model
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..checkpoint.io import atomic_write
+from ..utils.fileio import atomic_write
 from ..export.onnx import DEFAULT_OPSET
 from .settings import REPMLP_DEPLOY, REPMLP_ONNX, BenchmarkSettings
 from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY

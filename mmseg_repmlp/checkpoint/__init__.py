@@ -1,13 +1,17 @@
-"""Checkpoints: released-weight conversion, strict backbone loading, safe I/O."""
-from .loading import extract_backbone_state, load_backbone
-from .official import convert_official, detect_layout, infer_arch
-from .io import UnsafeCheckpointError, atomic_save, safe_torch_load
-from .safe_globals import register_safe_globals
+"""Checkpoints: deploy checkpoints, safe loading, resuming.
 
-register_safe_globals()
+Released-weight conversion lives beside the model
+(:mod:`mmseg_repmlp.models.utils.ckpt_convert`); its public names are
+re-exported here, where the README documents them.
+"""
+from ..models.utils.ckpt_convert import (convert_official, detect_layout,
+                                         infer_arch)
+from ..models.utils.ckpt_load import extract_backbone_state, load_backbone
+from ..utils.fileio import UnsafeCheckpointError, atomic_save, safe_torch_load
+from .resume import find_resumable_checkpoint
 
 __all__ = [
     'convert_official', 'detect_layout', 'infer_arch', 'load_backbone',
     'extract_backbone_state', 'safe_torch_load', 'atomic_save',
-    'UnsafeCheckpointError'
+    'UnsafeCheckpointError', 'find_resumable_checkpoint'
 ]

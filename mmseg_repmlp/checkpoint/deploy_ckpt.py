@@ -14,8 +14,8 @@ from mmengine.config import Config
 
 from ..deploy import reparameterize_model
 from ..version import __version__
-from .io import safe_torch_load
-from .loading import load_strict
+from ..models.utils.ckpt_load import load_strict
+from ..utils.fileio import safe_torch_load
 
 DEPLOY_SUFFIX = '_deploy'
 

@@ -61,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os
     args = parse_args(argv)
     # Cheap checks first: loading the model takes a while.
-    from ..checkpoint.io import refuse_to_overwrite
+    from ..utils.fileio import refuse_to_overwrite
     from ..export.onnx import MAX_OPSET, MIN_OPSET
     try:
         refuse_to_overwrite(args.out, args.force)

@@ -2,14 +2,27 @@
 
 MMEngine would otherwise build the whole model and data pipeline, and then
 fail deep inside with a bare ``FileNotFoundError`` (or, for pretrained
-weights, only warn). These checks fail at once and say what to do.
+weights, only warn; or, for a head with the wrong number of classes, train
+silently). These checks fail at once and say what to do.
+
+The datasets are asked, not second-guessed: each one is built through
+MMSegmentation's registry without loading anything (``lazy_init=True``) and
+lists its own files with its own suffixes, split file and label conventions
+(``reduce_zero_label``, ``ignore_index``, classes), so every dataset that
+MMSegmentation accepts passes, including registered classes that set their
+suffixes in ``__init__``.
 """
-import os
+import copy
 import os.path as osp
-from typing import Iterator, List
+from typing import Iterator, List, Optional, Sequence
 
+import cv2
+import numpy as np
 from mmengine.config import Config, ConfigDict
+from mmseg.registry import DATASETS
+from mmseg.utils import register_all_modules
 
+#: What to do when a known dataset's folders are missing.
 _PREPARE = {
     'CityscapesDataset':
     ('leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and '
@@ -25,64 +38,18 @@ _PREPARE = {
      'download ADEChallengeData2016.zip (the SceneParsing benchmark) and '
      'unzip it so that {root} is the ADEChallengeData2016 folder'),
 }
-
-
-#: (image suffix, label suffix) of the datasets whose layout is known.
-_SUFFIXES = {
-    'CityscapesDataset': ('_leftImg8bit.png', '_gtFine_labelTrainIds.png'),
-    'ADE20KDataset': ('.jpg', '.png'),
-}
+_PREPARE_OTHER = (
+    'an image folder and a label-map folder (data_prefix img_path and '
+    'seg_map_path)',
+    'put the images and label maps there, or set data_root / data_prefix '
+    'to where they are (see "Your own dataset" in the README)')
 #: Label maps read to check their ids: enough to catch a wrong conversion
 #: (e.g. Cityscapes labelIds instead of trainIds) without reading them all.
 LABELS_SAMPLED = 16
 
 
-def _images(folder: str, suffix: str) -> List[str]:
-    found = []
-    for parent, _, files in os.walk(folder):
-        found += [osp.relpath(osp.join(parent, name), folder)
-                  for name in files if name.endswith(suffix)]
-    return sorted(found)
-
-
-def _label_problems(phase: str, ds: ConfigDict, images: List[str],
-                    img_dir: str, label_dir: str, img_suffix: str,
-                    label_suffix: str, num_classes: int) -> List[str]:
-    """Missing label maps, and label ids that are not classes."""
-    import cv2
-    import numpy as np
-    labels = [osp.join(label_dir, name[:-len(img_suffix)] + label_suffix)
-              for name in images]
-    missing = [(img, lbl) for img, lbl in zip(images, labels)
-               if not osp.isfile(lbl)]
-    if missing:
-        return [f'{phase} data: {len(missing)} of {len(images)} images in '
-                f'{img_dir!r} have no label map, e.g. {missing[0][0]!r} needs '
-                f'{missing[0][1]!r}. Prepare the labels (see above) or remove '
-                'those images.']
-    ignore = ds.get('ignore_index', 255)
-    # reduce_zero_label maps raw 0 to ignore and 1..C to 0..C-1.
-    reduce = ds.get('reduce_zero_label', False)
-    valid = set(range(0, num_classes + 1 if reduce else num_classes))
-    valid.add(ignore)
-    step = max(len(labels) // LABELS_SAMPLED, 1)
-    for path in labels[::step][:LABELS_SAMPLED]:
-        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if label is None:
-            return [f'{phase} data: label map {path!r} cannot be read.']
-        bad = sorted(set(np.unique(label).tolist()) - valid)
-        if bad:
-            return [f'{phase} data: label map {path!r} has ids {bad[:10]} '
-                    f'outside the {num_classes} classes (and ignore index '
-                    f'{ignore}). The label maps must hold class indices '
-                    + ('(for Cityscapes: *_labelTrainIds.png from '
-                       'tools/dataset_converters/cityscapes.py, not the '
-                       'labelIds); ' if ds.get('type') == 'CityscapesDataset'
-                       else '; ') + 'fix the labels or the num_classes.']
-    return []
-
-
-def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
+def _datasets(cfg: Optional[ConfigDict]) -> Iterator[ConfigDict]:
+    """The leaf dataset configs of a (possibly wrapped) dataset config."""
     if cfg is None:
         return
     if 'datasets' in cfg:
@@ -94,54 +61,141 @@ def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
         yield cfg
 
 
+def _build_lazily(ds_cfg: ConfigDict):
+    """The dataset object, without its file list loaded or its pipeline."""
+    register_all_modules(init_default_scope=False)
+    cfg = copy.deepcopy(ds_cfg)
+    cfg.update(lazy_init=True, pipeline=[])
+    return DATASETS.build(cfg)
+
+
+def _head_num_classes(cfg: Config) -> List[tuple]:
+    """``(config key, num_classes)`` of every head of the model."""
+    model = cfg.get('model', {}) or {}
+    model = model.get('module', model)  # a TTA wrapper
+    found = []
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model.get(key) or []
+        many = isinstance(heads, (list, tuple))
+        for i, head in enumerate(heads if many else [heads]):
+            if head and head.get('num_classes') is not None:
+                name = f'model.{key}' + (f'[{i}]' if many else '')
+                found.append((name, head['num_classes']))
+    return found
+
+
+def _folder_problem(phase: str, ds_cfg: ConfigDict) -> Optional[str]:
+    """A message if a folder the dataset reads from does not exist."""
+    root = ds_cfg.get('data_root', '') or ''
+    prefix = ds_cfg.get('data_prefix', {}) or {}
+    kind = ds_cfg.get('type', 'The dataset')
+    layout, how = _PREPARE.get(kind, _PREPARE_OTHER)
+    for key in ('img_path', 'seg_map_path'):
+        folder = osp.join(root, prefix.get(key, ''))
+        if not osp.isdir(folder):
+            return (f'{phase} data: folder {folder!r} does not exist. {kind} '
+                    f'expects under {root!r}: {layout}. To prepare it, '
+                    + how.format(root=root) + '.')
+    return None
+
+
+def _valid_label_ids(dataset) -> set:
+    """Raw values a label map of ``dataset`` may hold."""
+    if dataset.label_map:
+        valid = set(dataset.label_map)
+    else:
+        num = len(dataset.metainfo['classes'])
+        # reduce_zero_label maps raw 0 to ignore and 1..C to 0..C-1.
+        valid = set(range(num + 1 if dataset.reduce_zero_label else num))
+    valid.add(dataset.ignore_index)
+    return valid
+
+
+def _label_problems(phase: str, dataset, data_list: Sequence[dict]
+                    ) -> List[str]:
+    """Missing images or label maps, and label ids that are not classes."""
+    kind = type(dataset).__name__
+    missing = [d['img_path'] for d in data_list
+               if not osp.isfile(d['img_path'])]
+    if missing:
+        return [f'{phase} data: {len(missing)} of {len(data_list)} images '
+                f'listed by {dataset.ann_file!r} do not exist, e.g. '
+                f'{missing[0]!r}.']
+    pairs = [(d['img_path'], d['seg_map_path']) for d in data_list
+             if d.get('seg_map_path')]
+    missing = [(img, lbl) for img, lbl in pairs if not osp.isfile(lbl)]
+    if missing:
+        return [f'{phase} data: {len(missing)} of {len(pairs)} images '
+                f'have no label map, e.g. {missing[0][0]!r} needs '
+                f'{missing[0][1]!r} ({kind}: seg_map_suffix '
+                f'{dataset.seg_map_suffix!r}). Prepare the labels (see above) '
+                'or remove those images.']
+    valid = _valid_label_ids(dataset)
+    num = len(dataset.metainfo['classes'])
+    step = max(len(pairs) // LABELS_SAMPLED, 1)
+    for _, path in pairs[::step][:LABELS_SAMPLED]:
+        label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if label is None:
+            return [f'{phase} data: label map {path!r} cannot be read.']
+        bad = sorted(set(np.unique(label).tolist()) - valid)
+        if bad:
+            convention = ('raw ids 1..{0} for the classes and 0 for "other" '
+                          '(reduce_zero_label=True)'.format(num)
+                          if dataset.reduce_zero_label else
+                          f'class indices 0..{num - 1}')
+            hint = ('for Cityscapes: *_labelTrainIds.png from '
+                    'tools/dataset_converters/cityscapes.py, not the '
+                    'labelIds; ' if kind == 'CityscapesDataset' else '')
+            return [f'{phase} data: label map {path!r} has ids {bad[:10]} '
+                    f'outside the {num} classes (and ignore index '
+                    f'{dataset.ignore_index}). {kind} expects {convention}; '
+                    f'{hint}fix the labels, or the classes / '
+                    'reduce_zero_label of the dataset.']
+    return []
+
+
+def _dataset_problems(phase: str, ds_cfg: ConfigDict, heads: List[tuple]
+                      ) -> List[str]:
+    folder = _folder_problem(phase, ds_cfg)
+    if folder:
+        return [folder]
+    kind = ds_cfg.get('type', 'The dataset')
+    try:
+        dataset = _build_lazily(ds_cfg)
+        data_list = dataset.load_data_list()
+    except (FileNotFoundError, OSError) as err:
+        return [f'{phase} data: {kind} cannot list its files: {err}']
+    classes = tuple(dataset.metainfo.get('classes') or ())
+    problems = [
+        f'{name}.num_classes is {num}, but the {phase} dataset ({kind}) has '
+        f'{len(classes)} classes {classes[:8]}{" ..." if len(classes) > 8 else ""}. '
+        f'Set num_classes={len(classes)} in every head of the config (e.g. '
+        f'--cfg-options {name}.num_classes={len(classes)}), or give the '
+        'dataset the classes the model is meant to predict (metainfo).'
+        for name, num in heads if classes and num != len(classes)
+    ]
+    if not data_list:
+        img_dir = dataset.data_prefix.get('img_path', '')
+        layout = _PREPARE.get(kind, _PREPARE_OTHER)[0]
+        return problems + [
+            f'{phase} data: folder {img_dir!r} has no '
+            f'*{dataset.img_suffix} images. {kind} expects under '
+            f'{dataset.data_root!r}: {layout}.']
+    return problems + _label_problems(phase, dataset, data_list)
+
+
 def dataset_problems(cfg: Config, phases=('train', 'val', 'test')) -> List[str]:
-    """Messages for every dataset folder a run would read and cannot, and
-    for label maps that are missing or hold ids that are not classes."""
+    """Messages for every dataset folder a run would read and cannot, for
+    label maps that are missing or hold ids that are not classes, and for
+    heads whose ``num_classes`` is not the dataset's number of classes."""
+    heads = _head_num_classes(cfg)
     problems = []
-    num_classes = cfg.get('model', {}).get('decode_head', {}).get(
-        'num_classes')
     for phase in phases:
         loader = cfg.get(f'{phase}_dataloader')
         if not loader:
             continue
-        for ds in _datasets(loader.get('dataset')):
-            root = ds.get('data_root', '') or ''
-            prefix = ds.get('data_prefix', {}) or {}
-            layout, how = _PREPARE.get(
-                ds.get('type', ''),
-                ('the layout its dataset class expects', 'prepare it'))
-            for key in ('img_path', 'seg_map_path'):
-                folder = osp.join(root, prefix.get(key, ''))
-                if not osp.isdir(folder):
-                    problems.append(
-                        f'{phase} data: folder {folder!r} does not exist. '
-                        f'{ds.get("type", "The dataset")} expects under '
-                        f'{root!r}: {layout}. To prepare it, '
-                        + how.format(root=root) + '.')
-                    break
-            else:
-                img_suffix, label_suffix = _SUFFIXES.get(
-                    ds.get('type', ''), ('.jpg', '.png'))
-                img_suffix = ds.get('img_suffix', img_suffix)
-                label_suffix = ds.get('seg_map_suffix', label_suffix)
-                img_dir = osp.join(root, prefix.get('img_path', ''))
-                images = _images(img_dir, img_suffix)
-                if not images:
-                    problems.append(
-                        f'{phase} data: folder {img_dir!r} has no '
-                        f'*{img_suffix} images. '
-                        f'{ds.get("type", "The dataset")} expects under '
-                        f'{root!r}: {layout}.')
-                    continue
-                if num_classes:
-                    problems += _label_problems(
-                        phase, ds, images, img_dir,
-                        osp.join(root, prefix.get('seg_map_path', '')),
-                        img_suffix, label_suffix, num_classes)
-                ann = ds.get('ann_file', '')
-                if ann and not osp.isfile(osp.join(root, ann)):
-                    problems.append(f'{phase} data: split file '
-                                    f'{osp.join(root, ann)!r} does not exist.')
+        for ds_cfg in _datasets(loader.get('dataset')):
+            problems += _dataset_problems(phase, ds_cfg, heads)
     # The same folder is often listed by val and test: say it once.
     return list(dict.fromkeys(problems))
 
@@ -156,23 +210,31 @@ def pretrained_problems(cfg: Config) -> List[str]:
     if '://' in path or osp.isfile(path):
         return []
     arch = backbone.get('arch', 'B256')
-    arch = arch if isinstance(arch, str) else 'custom'
-    return [
-        f'Pretrained backbone weights not found: {path!r}. Download the '
-        f'released ImageNet checkpoint RepMLPNet-{arch}-train-*.pth (official '
-        'RepMLPNet release) and convert it:\n'
-        f'    python tools/convert_official.py RepMLPNet-{arch}-train-*.pth '
-        f'{path}\n'
-        'or train from scratch with '
-        '--cfg-options model.backbone.init_cfg=None'
-    ]
+    if isinstance(arch, str):
+        where = (f'Download the released ImageNet checkpoint '
+                 f'RepMLPNet-{arch}-train-*.pth (official RepMLPNet release) '
+                 'and convert it:\n'
+                 f'    python tools/convert_official.py '
+                 f'RepMLPNet-{arch}-train-*.pth {path}\n')
+    else:
+        where = ('The backbone has a custom arch, for which no released '
+                 'checkpoint exists: point init_cfg.checkpoint at weights '
+                 'of this arch that you trained or converted,\n')
+    return [f'Pretrained backbone weights not found: {path!r}. {where}'
+            'or train from scratch with '
+            '--cfg-options model.backbone.init_cfg=None']
+
+
+class InputError(ValueError):
+    """The inputs of a run are missing or inconsistent; the message lists
+    every problem and what to do about it."""
 
 
 def check_inputs(cfg: Config, phases=('train', 'val', 'test'),
                  need_pretrained: bool = True) -> None:
-    """Raise ``FileNotFoundError`` listing every missing input of a run."""
+    """Raise :class:`InputError` listing every problem with a run's inputs."""
     problems = dataset_problems(cfg, phases)
     if need_pretrained and not cfg.get('load_from') and not cfg.get('resume'):
         problems = pretrained_problems(cfg) + problems
     if problems:
-        raise FileNotFoundError('\n\n'.join(problems))
+        raise InputError('\n\n'.join(problems))

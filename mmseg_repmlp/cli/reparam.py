@@ -69,7 +69,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     import mmseg_repmlp  # noqa: F401
     from ..checkpoint.deploy_ckpt import (make_deploy_checkpoint,
                                           read_checkpoint)
-    from ..checkpoint.io import atomic_save
+    from ..utils.fileio import atomic_save
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -71,7 +71,7 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = args.resume
     if args.resume and not cfg.get('load_from'):
-        from ..checkpoint.io import find_resumable_checkpoint
+        from ..checkpoint.resume import find_resumable_checkpoint
         # The newest *complete* checkpoint, even if MMEngine's
         # last_checkpoint names one that is gone or was cut short.
         cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
@@ -121,11 +121,11 @@ def build_runner(cfg: Config) -> Runner:
 def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
-    from .preflight import check_inputs
+    from .preflight import InputError, check_inputs
     cfg = build_config(args)
     try:
         check_inputs(cfg, phases=('train', 'val'))
-    except FileNotFoundError as err:
+    except InputError as err:
         sys.exit(f'error: {err}')
     runner = build_runner(cfg)
     runner.train()

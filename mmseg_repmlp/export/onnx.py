@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint.io import atomic_path, refuse_to_overwrite
+from ..utils.fileio import atomic_path, refuse_to_overwrite
 from ..deploy import near_ties
 
 DEFAULT_OPSET = 17

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.fileio import get_file_backend
 
-from mmseg_repmlp.checkpoint.io import find_resumable_checkpoint
+from mmseg_repmlp.checkpoint.resume import find_resumable_checkpoint
 from mmseg_repmlp.engine.hooks import StopOnNonFiniteLossHook
 
 from ..conftest import CONFIG, run, tool, train_options

@@ -9,7 +9,7 @@ from mmseg.registry import HOOKS
 
 from ...checkpoint.deploy_ckpt import (deploy_path, make_deploy_checkpoint,
                                        read_checkpoint)
-from ...checkpoint.io import atomic_save
+from ...utils.fileio import atomic_save
 
 
 @HOOKS.register_module()

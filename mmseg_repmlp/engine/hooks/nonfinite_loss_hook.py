@@ -3,6 +3,7 @@ import math
 
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
+from torch import Tensor
 
 
 @HOOKS.register_module()
@@ -26,7 +27,8 @@ class StopOnNonFiniteLossHook(Hook):
         for name, value in outputs.items():
             if 'loss' not in name:
                 continue
-            number = float(value)
+            number = float(value.detach() if isinstance(value, Tensor)
+                           else value)
             if not math.isfinite(number):
                 bad[name] = number
         if bad:

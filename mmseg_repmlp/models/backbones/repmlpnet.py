@@ -6,7 +6,7 @@ with Re-parameterized Locality", CVPR 2022 (arXiv 2112.11081).
 The module names and parameter shapes of the training-time structure match the
 released ImageNet checkpoints (``conv_embedding``, ``stages.i.j``,
 ``embeds.i``), so a converted checkpoint
-(:func:`mmseg_repmlp.checkpoint.convert_official`) loads strictly. The
+(:func:`~mmseg_repmlp.models.utils.ckpt_convert.convert_official`) loads strictly. The
 classification head is not built.
 """
 from typing import Optional, Sequence, Tuple, Union
@@ -21,6 +21,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..layers.conv_bn import ConvBN
 from ..layers.repmlp_unit import RepMLPNetUnit
 from ..layers.window import pad_to_multiple
+from ..utils.ckpt_convert import detect_layout
+from ..utils.ckpt_load import load_backbone
+from ..utils.reparameterize import reparameterize_modules
 from .arch import ARCHS, RepMLPNetArch, get_arch
 
 
@@ -64,7 +67,7 @@ class RepMLPNet(BaseModule):
             which a converted state dict loads strictly. Default: False.
         init_cfg (dict | list[dict], optional): Initialization config;
             ``dict(type='Pretrained', checkpoint=PATH)`` loads a checkpoint
-            strictly (see :func:`mmseg_repmlp.checkpoint.load_backbone`).
+            strictly (see :func:`~mmseg_repmlp.models.utils.ckpt_load.load_backbone`).
             Default: None.
     """
 
@@ -98,7 +101,6 @@ class RepMLPNet(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
-        self.deploy = deploy
         self.strides = self.arch.strides()
         channels = self.arch.channels
 
@@ -140,7 +142,6 @@ class RepMLPNet(BaseModule):
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             # MMEngine's PretrainedInit loads non-strictly; a backbone whose
             # weights silently half-load trains for days on garbage.
-            from ...checkpoint import load_backbone
             load_backbone(
                 self, cfg['checkpoint'], map_location=cfg.get('map_location',
                                                               'cpu'))
@@ -153,10 +154,15 @@ class RepMLPNet(BaseModule):
         # MMEngine's load_checkpoint, MMSegInferencer, ...) switches the
         # model to the deploy structure first, so it loads instead of
         # half-loading into the wrong layout.
-        if (not self.deploy
-                and f'{prefix}stages.0.0.repmlp_block.fc3.bias' in state_dict
-                and f'{prefix}conv_embedding.bn.weight' not in state_dict):
-            self.reparameterize()
+        if not self.deploy:
+            own = {k[len(prefix):]: v for k, v in state_dict.items()
+                   if k.startswith(prefix)}
+            try:
+                layout = detect_layout(own)
+            except ValueError:  # not a whole backbone: load as it is
+                layout = None
+            if layout == 'deploy':
+                reparameterize_modules(self)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _run_unit(self, unit: nn.Module, x: Tensor) -> Tensor:
@@ -176,19 +182,11 @@ class RepMLPNet(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Convert every unit and conv-BN into the deploy structure.
-
-        Safe to call twice. Use :func:`mmseg_repmlp.reparameterize_model` on a
-        whole segmentor, which also copies the model first.
-        """
-        for module in (self.conv_embedding, *self.embeds,
-                       *(unit for stage in self.stages for unit in stage)):
-            module.reparameterize()
-        self.deploy = True
-
-    switch_to_deploy = reparameterize
+    @property
+    def deploy(self) -> bool:
+        """Whether every part is in the re-parameterized (deploy) form."""
+        return all(m.deploy for m in self.modules()
+                   if m is not self and hasattr(m, 'reparameterize'))
 
     def _frozen_modules(self):
         if self.frozen_stages >= 0:

@@ -1,5 +1,5 @@
 """Convolution + BatchNorm (+ ReLU), foldable into one biased convolution."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -95,13 +95,22 @@ class ConvBN(nn.Module):
         return self.after_conv(out.view(n, channels, *out.shape[-2:]))
 
     @torch.no_grad()
-    def reparameterize(self) -> None:
-        """Fold ``bn`` into ``conv``; a no-op when already in deploy form."""
+    def fused_weight_bias(self) -> Tuple[Tensor, Tensor]:
+        """The deploy form's kernel and bias (``bn`` folded into ``conv``),
+        computed without changing the module."""
         if self.deploy:
-            return
-        weight, bias = fuse_conv_bn(self.conv.weight, self.conv.bias, self.bn)
+            return self.conv.weight, self.conv.bias
+        return fuse_conv_bn(self.conv.weight, self.conv.bias, self.bn)
+
+    @torch.no_grad()
+    def load_fused(self, weight: Tensor, bias: Tensor) -> None:
+        """Switch to the deploy form with the given kernel and bias."""
         self.conv = conv_with(weight, bias, self.conv)
-        del self.bn
+        if hasattr(self, 'bn'):
+            del self.bn
         self.deploy = True
 
-    switch_to_deploy = reparameterize
+    def reparameterize(self) -> None:
+        """Fold ``bn`` into ``conv``; a no-op when already in deploy form."""
+        if not self.deploy:
+            self.load_fused(*self.fused_weight_bias())

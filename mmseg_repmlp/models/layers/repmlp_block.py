@@ -163,11 +163,8 @@ class RepMLPBlock(nn.Module):
             largest = max(self.kernels)
             local = []
             for k in self.kernels:
-                repconv = getattr(self, f'repconv{k}')
-                repconv.reparameterize()
-                local.append((pad_kernel(repconv.conv.weight,
-                                         (largest, largest)),
-                              repconv.conv.bias))
+                weight, bias = getattr(self, f'repconv{k}').fused_weight_bias()
+                local.append((pad_kernel(weight, (largest, largest)), bias))
             kernel, bias = sum_kernels(local)
             branches.append(depthwise_conv_to_fc(kernel, bias, self.window))
         weight, bias = sum_kernels(branches)
@@ -176,5 +173,3 @@ class RepMLPBlock(nn.Module):
         for k in self.kernels:
             delattr(self, f'repconv{k}')
         self.deploy = True
-
-    switch_to_deploy = reparameterize

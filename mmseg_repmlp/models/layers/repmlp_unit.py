@@ -5,7 +5,7 @@ import torch
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
-from ..utils.reparam import bn_to_affine, conv_with, fold_affine_into_pointwise_conv
+from ..utils.reparam import bn_to_affine, fold_affine_into_pointwise_conv
 from .conv_bn import ConvBN
 from .gelu_conv import gelu_conv
 from .repmlp_block import RepMLPBlock
@@ -104,19 +104,13 @@ class RepMLPNetUnit(nn.Module):
 
     @torch.no_grad()
     def reparameterize(self) -> None:
-        """Re-parameterize the block and FFN, and fold ``prebn2``."""
+        """Fold ``prebn2`` into ``ffn_fc1`` (the block and the FFN's
+        conv-BNs fold themselves)."""
         if self.deploy:
             return
-        self.repmlp_block.reparameterize()
         fc1 = self.ffn_block.ffn_fc1
-        fc1.reparameterize()
-        self.ffn_block.ffn_fc2.reparameterize()
         scale, shift = bn_to_affine(self.prebn2)
-        weight, bias = fold_affine_into_pointwise_conv(fc1.conv.weight,
-                                                       fc1.conv.bias, scale,
-                                                       shift)
-        fc1.conv = conv_with(weight, bias, fc1.conv)
+        fc1.load_fused(*fold_affine_into_pointwise_conv(
+            *fc1.fused_weight_bias(), scale, shift))
         self.prebn2 = nn.Identity()
         self.deploy = True
-
-    switch_to_deploy = reparameterize

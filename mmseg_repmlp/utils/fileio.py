@@ -1,13 +1,19 @@
-"""Checkpoint files: safe reading (untrusted input), atomic writing, resuming."""
+"""Files: safe reading of untrusted ``torch`` files, atomic writing.
+
+Generic helpers with no model code. Reading uses ``weights_only=True``: a
+checkpoint is untrusted input. Writing goes to a temporary file that replaces
+the destination only once complete, so a crash never leaves a truncated file
+where a good one was, and nothing a user made is replaced without asking.
+"""
 import contextlib
 import os
 import pickle
-import re
 import tempfile
 import zipfile
-from typing import Any, BinaryIO, Callable, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator
 
-from mmengine.fileio import LocalBackend, register_backend
+import torch
+from mmengine.fileio import LocalBackend
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -21,7 +27,6 @@ def safe_torch_load(path: str, map_location: Any = 'cpu',
     ``mmap=True`` maps the tensors instead of reading them (cheap when only
     the meta is needed); a file in the legacy (non-zip) format is read.
     """
-    import torch
     if not os.path.isfile(path):
         raise FileNotFoundError(f'Checkpoint {path!r} does not exist.')
     try:
@@ -95,55 +100,18 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None],
 
 def atomic_save(obj: Any, path: str, overwrite: bool = True) -> None:
     """``torch.save`` through :func:`atomic_write`."""
-    import torch
     atomic_write(path, lambda f: torch.save(obj, f), overwrite=overwrite)
 
 
 class AtomicLocalBackend(LocalBackend):
     """MMEngine's local file backend, writing files atomically.
 
-    Use it for checkpoints with
-    ``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``:
+    Registered as ``'atomic_local'`` by ``import mmseg_repmlp``; the model
+    base config sets it for checkpoints
+    (``default_hooks.checkpoint.backend_args=dict(backend='atomic_local')``):
     MMEngine otherwise writes checkpoints in place, and a crash mid-write
     leaves a truncated file where a good one may have been.
     """
 
     def put(self, obj: bytes, filepath) -> None:
         atomic_write(str(filepath), lambda f: f.write(obj))
-
-
-register_backend('atomic_local', AtomicLocalBackend, force=True)
-
-
-def is_readable_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a complete checkpoint (its zip index reads)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def find_resumable_checkpoint(work_dir: str) -> Optional[str]:
-    """The newest complete checkpoint of a work dir, for ``--resume``.
-
-    MMEngine's ``last_checkpoint`` names the last checkpoint it finished;
-    when that file is missing or unreadable, the complete ``iter_*.pth`` /
-    ``epoch_*.pth`` with the highest number is taken.
-    """
-    last = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(last):
-        with open(last) as f:
-            named = f.read().strip()
-        if named and is_readable_checkpoint(named):
-            return named
-    numbered = []
-    for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
-        match = re.fullmatch(r'(iter|epoch)_(\d+)\.pth', name)
-        if match:
-            numbered.append((int(match.group(2)), name))
-    for _, name in sorted(numbered, reverse=True):
-        path = os.path.join(work_dir, name)
-        if is_readable_checkpoint(path):
-            return path
-    return None

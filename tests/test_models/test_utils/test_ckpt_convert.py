@@ -14,12 +14,12 @@ from mmseg_repmlp.checkpoint import (convert_official, detect_layout,
 from mmseg_repmlp.models import ARCHS, RepMLPNet
 from mmseg_repmlp.models.layers import RepMLPBlock
 
-from ..conftest import TINY_ARCH, randomize_
+from ...conftest import TINY_ARCH, randomize_
 
 KEYS = json.loads(
-    (Path(__file__).parents[1] / 'data' /
+    (Path(__file__).parents[2] / 'data' /
      'released_checkpoint_keys.json').read_text())
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 
 
 def released_state_dict(name, prefix=''):

@@ -1,15 +1,17 @@
 """Load backbone weights from a file strictly, with errors that say what to do."""
 from collections import OrderedDict
-from typing import Dict, Mapping, Union
+from typing import Dict, Mapping, Optional, Type, Union
 
 from torch import Tensor, nn
 
-from .official import (convert_official, describe_arch, detect_layout,
-                       infer_arch, strip_prefix)
-from .io import safe_torch_load
+from ...utils.fileio import safe_torch_load
+from .ckpt_convert import (convert_official, describe_arch, detect_layout,
+                           infer_arch, strip_prefix)
 
 
-def extract_backbone_state(obj: Mapping) -> Dict[str, Tensor]:
+def extract_backbone_state(
+        obj: Mapping,
+        backbone_cls: Optional[Type[nn.Module]] = None) -> Dict[str, Tensor]:
     """Backbone weights from a released file, a converted file or a segmentor
     checkpoint (``state_dict`` with ``backbone.`` keys)."""
     if isinstance(obj, Mapping):
@@ -23,7 +25,7 @@ def extract_backbone_state(obj: Mapping) -> Dict[str, Tensor]:
         state = OrderedDict((k[len('backbone.'):], v)
                             for k, v in state.items()
                             if k.startswith('backbone.'))
-    return convert_official(state)
+    return convert_official(state, backbone_cls)
 
 
 def load_backbone(model: nn.Module,
@@ -42,7 +44,7 @@ def load_backbone(model: nn.Module,
     """
     obj = safe_torch_load(source, map_location) if isinstance(source,
                                                               str) else source
-    state = extract_backbone_state(obj)
+    state = extract_backbone_state(obj, type(model))
     where = source if isinstance(source, str) else 'the given state dict'
     got_arch = infer_arch(state)
     want_arch = model.arch

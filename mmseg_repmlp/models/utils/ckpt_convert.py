@@ -5,18 +5,20 @@ The official checkpoints (``RepMLPNet-B256-train-acc81.03.pth``,
 with a ``module.`` prefix from multi-GPU training. The training-time layout
 has the same names as :class:`~mmseg_repmlp.models.RepMLPNet`; the official
 deploy layout only fused ``fc3``, so it is loaded into a model of that shape
-and taken the rest of the way by :func:`~mmseg_repmlp.reparameterize_model`.
+and folded the rest of the way by the modules' own ``reparameterize()``.
 """
 import math
 import re
 from collections import OrderedDict
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional, Type
 
 import torch
-from torch import Tensor
+from mmseg.registry import MODELS
+from torch import Tensor, nn
 
-from ..deploy import reparameterize_model
-from ..models.backbones.arch import RepMLPNetArch, match_released
+from ..backbones.arch import RepMLPNetArch, match_released
+from ..layers.repmlp_block import RepMLPBlock
+from .reparameterize import reparameterize_modules
 
 _CLASSIFIER = re.compile(r'^(head|head_norm)\.')
 
@@ -106,7 +108,9 @@ def describe_arch(arch: RepMLPNetArch) -> str:
             f'{arch.sharesets})')
 
 
-def convert_official(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+def convert_official(
+        state_dict: Mapping[str, Tensor],
+        backbone_cls: Optional[Type[nn.Module]] = None) -> Dict[str, Tensor]:
     """Map a released ImageNet checkpoint to this backbone's state dict.
 
     Accepts the training-time or the official deploy layout, with or without
@@ -118,6 +122,8 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     Args:
         state_dict (Mapping[str, Tensor]): The released checkpoint's dict
             (or a ``{'state_dict': ...}``/``{'model': ...}`` wrapper).
+        backbone_cls (type, optional): The class that folds an official
+            deploy layout. Default: None (``RepMLPNet`` from the registry).
 
     Returns:
         dict: Backbone state dict.
@@ -128,22 +134,23 @@ def convert_official(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     state_dict = strip_prefix(state_dict, 'module.')
     state_dict = OrderedDict((k, v) for k, v in state_dict.items()
                              if not _CLASSIFIER.match(k))
-    layout = detect_layout(state_dict)
-    if layout != 'official-deploy':
+    if detect_layout(state_dict) != 'official-deploy':
         return state_dict
-    return _finish_official_deploy(state_dict)
+    return _finish_official_deploy(
+        state_dict, backbone_cls or MODELS.get('RepMLPNet'))
 
 
-def _finish_official_deploy(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    from ..models.backbones.repmlpnet import RepMLPNet
-    from ..models.layers.repmlp_block import RepMLPBlock
+def _finish_official_deploy(state_dict: Dict[str, Tensor],
+                            backbone_cls: Type[nn.Module]
+                            ) -> Dict[str, Tensor]:
+    """Load the official deploy layout (only ``fc3`` fused) into a
+    model of that shape on the meta device, and fold the rest."""
     arch = infer_arch(state_dict)
     with torch.device('meta'):
-        model = RepMLPNet(arch, in_channels=
-                          state_dict['conv_embedding.conv.weight'].shape[1])
+        model = backbone_cls(
+            arch, in_channels=state_dict['conv_embedding.conv.weight'].shape[1])
         for module in model.modules():
             if isinstance(module, RepMLPBlock):
                 module.reparameterize()
     model.load_state_dict(state_dict, strict=True, assign=True)
-    model.eval()
-    return reparameterize_model(model, inplace=True).state_dict()
+    return reparameterize_modules(model.eval()).state_dict()
