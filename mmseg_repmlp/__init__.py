@@ -5,10 +5,14 @@
 - ``RepMLPNet`` in MMSegmentation's ``MODELS`` (``models``);
 - the hooks ``RepMLPDeployHook``, ``StopOnNonFiniteLossHook`` and
   ``RNGStateHook`` in MMEngine's ``HOOKS`` (``engine``);
-- the ``'atomic_local'`` file backend that writes checkpoints atomically;
+- the ``'atomic_local'`` file backend, also for every local path, so that
+  MMEngine writes checkpoints atomically whatever schedule a config has;
+- ``mmseg_repmlp::`` as a config scheme (``_base_ =
+  ['mmseg_repmlp::_base_/repmlpnet_upernet.py']``) for installed packages;
 - the exact objects MMEngine checkpoints hold in torch's ``weights_only``
   allowlist (:mod:`mmseg_repmlp.checkpoint.safe_globals`).
 """
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.fileio import register_backend
 
 from .checkpoint.safe_globals import register_safe_globals
@@ -18,7 +22,8 @@ from .models import ARCHS, RepMLPNet, RepMLPNetArch
 from .utils.fileio import AtomicLocalBackend
 from .version import __version__
 
-register_backend('atomic_local', AtomicLocalBackend, force=True)
+register_backend('atomic_local', AtomicLocalBackend, force=True, prefixes='')
+MODULE2PACKAGE.setdefault('mmseg_repmlp', 'mmseg_repmlp')
 register_safe_globals()
 
 __all__ = [

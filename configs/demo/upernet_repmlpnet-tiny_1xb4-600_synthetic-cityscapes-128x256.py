@@ -85,8 +85,7 @@ default_hooks = dict(
         by_epoch=False,
         interval=200,
         max_keep_ckpts=2,
-        save_best='mIoU',
-        backend_args=dict(backend='atomic_local')),
+        save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 custom_hooks = [

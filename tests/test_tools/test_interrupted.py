@@ -66,10 +66,16 @@ def test_resume_skips_a_truncated_newest_checkpoint(tiny_cityscapes,
     assert 'resumed epoch: 0, iter: 2' in done.stdout + done.stderr
 
 
-def test_checkpoint_backend_writes_atomically(tmp_path, monkeypatch):
+@pytest.mark.parametrize('backend_args', [
+    dict(backend='atomic_local'),
+    # Any local path, whatever the config's schedule says: the safety
+    # travels with `import mmseg_repmlp`, not with one schedule file.
+    None,
+])
+def test_checkpoint_backend_writes_atomically(tmp_path, monkeypatch,
+                                              backend_args):
     path = tmp_path / 'iter_2.pth'
-    backend = get_file_backend(str(path),
-                               backend_args=dict(backend='atomic_local'))
+    backend = get_file_backend(str(path), backend_args=backend_args)
     backend.put(b'complete checkpoint', str(path))
 
     import os

@@ -20,6 +20,3 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=80000,
          by_epoch=False),
 ]
-# Checkpoints are written atomically (temporary file, then rename).
-default_hooks = dict(
-    checkpoint=dict(backend_args=dict(backend='atomic_local')))

@@ -12,6 +12,11 @@ from ...checkpoint.deploy_ckpt import (deploy_path, make_deploy_checkpoint,
 from ...utils.fileio import atomic_save
 
 
+def _iteration(path: str) -> Optional[int]:
+    """The training iteration a checkpoint was saved at (its meta)."""
+    return (read_checkpoint(path, mmap=True).get('meta') or {}).get('iter')
+
+
 @HOOKS.register_module()
 class RepMLPDeployHook(Hook):
     """Export ``X_deploy.pth`` beside each checkpoint ``X.pth``.
@@ -42,8 +47,8 @@ class RepMLPDeployHook(Hook):
         self.verify = verify
         self.verify_size = tuple(verify_size) if verify_size else None
         self.tolerance = tolerance
-        # source checkpoint -> (its mtime when converted, twin path)
-        self._twins: Dict[str, Tuple[float, str]] = {}
+        # source checkpoint -> (its mtime, twin path, iteration converted at)
+        self._twins: Dict[str, Tuple[float, str, Optional[int]]] = {}
 
     def _size(self, runner) -> Optional[Tuple[int, int]]:
         if not self.verify:
@@ -86,16 +91,23 @@ class RepMLPDeployHook(Hook):
                 continue
             mtime = osp.getmtime(src)
             known = self._twins.get(src)
-            if known and known[0] == mtime and osp.isfile(known[1]):
+            if known and osp.isfile(known[1]) and (
+                    known[0] == mtime or known[2] == _iteration(src)):
+                # Unchanged, or saved again at the same iteration (MMEngine
+                # re-saves the last checkpoint after a new best to update
+                # its message hub): the weights, and so the twin, are the
+                # same.
+                self._twins[src] = (mtime, *known[1:])
                 continue
             dst = deploy_path(src)
             if (known is None and osp.isfile(dst)
                     and osp.getmtime(dst) >= mtime):
                 # Written by an earlier (resumed) run of this work dir.
-                self._twins[src] = (mtime, dst)
+                self._twins[src] = (mtime, dst, None)
                 continue
-            self._twins[src] = (mtime, self.export(runner, src))
-        for src, (_, dst) in list(self._twins.items()):
+            self._twins[src] = (mtime, self.export(runner, src),
+                                _iteration(src))
+        for src, (_, dst, _) in list(self._twins.items()):
             if not osp.exists(src):
                 if osp.isfile(dst):
                     os.remove(dst)
