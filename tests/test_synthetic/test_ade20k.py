@@ -76,6 +76,12 @@ def test_ids_match_mmseg_classes():
     from mmseg.datasets import ADE20KDataset
     classes = ADE20KDataset.METAINFO['classes']
     assert len(classes) == 150
+    assert {label: name for label, (name, _) in LABEL_ADE20K.items()} == {
+        'road': 'road', 'sidewalk': 'sidewalk', 'building': 'building',
+        'sky': 'sky', 'vegetation': 'tree', 'terrain': 'grass',
+        'person': 'person', 'car': 'car', 'pole': 'pole',
+        'traffic sign': 'signboard', 'ego vehicle': 'other'
+    }
     for label, (name, raw_id) in LABEL_ADE20K.items():
         if name == 'other':
             assert raw_id == 0
@@ -103,6 +109,22 @@ def test_label_values(ade):
     assert set(summary['class_pixel_fraction']) == set(summary['classes']) | {
         'other'
     }
+
+
+def test_image_colours_match_labels(ade):
+    root = ade[0]
+    pixels = {}
+    for folder, prefix, _ in SPLITS:
+        for name in names(folder, prefix):
+            rgb = read(image(root, folder, name))[3].astype(np.float64)
+            label = read(annotation(root, folder, name))[3]
+            for raw_id in (3, 5, 7):  # sky, tree, road
+                pixels.setdefault(raw_id, []).append(rgb[label == raw_id])
+    sky, tree, road = (np.concatenate(pixels[i]).mean(0) for i in (3, 5, 7))
+    assert sky.mean() - road.mean() > 60  # bright sky, dark asphalt
+    assert sky[2] > sky[0] + 20  # blue
+    assert tree[1] > tree[0] + 20 and tree[1] > tree[2] + 30  # green
+    assert abs(road[0] - road[2]) < 20  # grey
 
 
 def test_labels_match_cityscapes_scenes(ade, cityscapes):
