@@ -61,7 +61,8 @@ def _newest(pattern: str) -> str:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     from ..config_paths import config_path
-    from ..datasets import convert_cityscapes, generate_synthetic_cityscapes
+    from ..dataset_converters import convert_cityscapes
+    from ..synthetic import generate_synthetic_cityscapes
     from . import image_demo
     from . import test as test_entry
     from . import train as train_entry

@@ -7,13 +7,13 @@ Usage (real Cityscapes or the synthetic one)::
 Writes ``gtFine/<split>/<city>/*_gtFine_labelTrainIds.png`` with the official
 ``cityscapesscripts`` toolkit and the split lists
 ``<root>/{train,val,test}.txt`` like MMSegmentation's converter of the same
-name. This script is a thin
-wrapper around :func:`mmseg_repmlp.datasets.convert_cityscapes`.
+name. This script is a thin wrapper around
+:func:`mmseg_repmlp.dataset_converters.convert_cityscapes`.
 """
 import argparse
 import json
 
-from mmseg_repmlp.datasets import convert_cityscapes
+from mmseg_repmlp.dataset_converters import convert_cityscapes
 
 
 def parse_args():
@@ -35,8 +35,8 @@ def parse_args():
 def main():
     args = parse_args()
     summary = convert_cityscapes(args.cityscapes_path, nproc=args.nproc,
-                                      splits=args.splits,
-                                      overwrite=args.overwrite)
+                                 splits=args.splits,
+                                 overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
 
 

@@ -1,4 +1,4 @@
-"""Writes a small procedural street-scene dataset in the Cityscapes layout.
+"""Writes a small procedural street-scene dataset in a real dataset's layout.
 
 Usage::
 
@@ -7,21 +7,37 @@ Usage::
     python tools/dataset_converters/cityscapes.py data/synthetic_cityscapes
 
 The second command is the same preparation step as for the real Cityscapes.
+With ``--layout ade20k`` the same scenes are written as ADEChallengeData2016
+(``images/`` JPEGs and ``annotations/`` PNG label maps), ready for
+MMSegmentation's ``ADE20KDataset`` without a preparation step::
+
+    python tools/dataset_converters/make_synthetic_cityscapes.py \
+        data/ade/ADEChallengeData2016 --layout ade20k
+
 This script is a thin wrapper around
-:func:`mmseg_repmlp.datasets.generate_synthetic_cityscapes`.
+:func:`mmseg_repmlp.synthetic.generate_synthetic_cityscapes` and
+:func:`mmseg_repmlp.synthetic.generate_synthetic_ade20k`.
 """
 import argparse
 import json
 
-from mmseg_repmlp.datasets import generate_synthetic_cityscapes
+from mmseg_repmlp.synthetic import (generate_synthetic_ade20k,
+                                    generate_synthetic_cityscapes)
+
+WRITERS = dict(cityscapes=generate_synthetic_cityscapes,
+               ade20k=generate_synthetic_ade20k)
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Generate a synthetic street-scene dataset in the '
-        'Cityscapes layout (leftImg8bit/ + gtFine/ polygons).')
+        'Cityscapes layout (leftImg8bit/ + gtFine/ polygons) or the ADE20K '
+        'layout (images/ + annotations/).')
     parser.add_argument('root', help='output folder (new, empty, or an '
                         'earlier synthetic generation)')
+    parser.add_argument('--layout', choices=sorted(WRITERS),
+                        default='cityscapes',
+                        help='dataset layout to write (default: cityscapes)')
     parser.add_argument('--num-train', type=int, default=40)
     parser.add_argument('--num-val', type=int, default=10)
     parser.add_argument('--height', type=int, default=256)
@@ -34,12 +50,12 @@ def parse_args():
 
 def main():
     args = parse_args()
-    summary = generate_synthetic_cityscapes(
+    summary = WRITERS[args.layout](
         args.root, num_train=args.num_train, num_val=args.num_val,
         height=args.height, width=args.width, seed=args.seed,
         overwrite=args.overwrite)
     for split in summary['splits'].values():
-        split.pop('images', None)  # long; the split lists hold them
+        split.pop('images', None)  # long; the folders hold them
     print(json.dumps(summary, indent=2))
     if not summary['generated']:
         print('Kept the existing dataset; pass --overwrite to regenerate it.')

@@ -5,8 +5,7 @@ MMSegmentation trains on ``*_gtFine_labelTrainIds.png`` images (19 classes,
 from the ``*_gtFine_polygons.json`` annotations with the official
 ``cityscapesscripts`` toolkit. This module does that step (the same one as
 MMSegmentation's ``tools/dataset_converters/cityscapes.py``) for the real
-dataset and for the synthetic one of
-:mod:`mmseg_repmlp.datasets.synthetic_cityscapes` alike::
+dataset and for the synthetic one of :mod:`mmseg_repmlp.synthetic` alike::
 
     <root>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png      (input)
     <root>/gtFine/<split>/<city>/<name>_gtFine_polygons.json      (input)
@@ -23,7 +22,7 @@ import json
 import multiprocessing
 import os
 import warnings
-from typing import Dict, Iterable, List, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 __all__ = ['convert_cityscapes']
 
@@ -126,10 +125,7 @@ def convert_cityscapes(root: str,
     images as sorted ``<city>/<name>`` lines (``name`` without the
     ``_leftImg8bit.png`` suffix), the format MMSegmentation's own converter
     writes. Splits without a ``gtFine/<split>`` folder (often ``test``) are
-    skipped.
-
-    All checks run before anything is written: a broken layout fails fast
-    instead of after a partial conversion.
+    skipped. All checks run before anything is written.
 
     Args:
         root: Cityscapes root, the folder holding ``gtFine/`` and
@@ -154,6 +150,43 @@ def convert_cityscapes(root: str,
         ValueError: For a bad ``nproc`` or split name, or an annotation that
             ``cityscapesscripts`` cannot convert.
     """
+    splits = _check_arguments(splits, nproc)
+    root = _check_root(os.path.abspath(os.fspath(root)))
+    polygons = _find_polygons(root, splits)
+    num_images = {split: _count_images(root, split, polygons.get(split, []))
+                  for split in splits}
+    todo = {split: [p for p in files if overwrite or not _is_converted(p)]
+            for split, files in polygons.items()}
+    _convert_all([p for paths in todo.values() for p in paths], nproc)
+    for split, files in polygons.items():
+        _write_split_list(root, split, files, num_images[split])
+    return _summary(root, splits, polygons, todo, num_images)
+
+
+def _summary(root: str, splits: Sequence[str],
+             polygons: Dict[str, List[str]], todo: Dict[str, List[str]],
+             num_images: Dict[str, Optional[int]]) -> dict:
+    """The summary :func:`convert_cityscapes` returns."""
+    summary_splits = {
+        split: dict(num_annotations=len(files),
+                    num_images=num_images.get(split),
+                    num_converted=len(todo[split]),
+                    num_skipped=len(files) - len(todo[split]),
+                    split_file=os.path.join(root, f'{split}.txt'))
+        for split, files in polygons.items()
+    }
+    return dict(
+        root=root,
+        splits=summary_splits,
+        skipped_splits=[split for split in splits if split not in polygons],
+        num_converted=sum(s['num_converted'] for s in summary_splits.values()),
+        num_skipped=sum(s['num_skipped'] for s in summary_splits.values()),
+    )
+
+
+def _check_arguments(splits: Union[str, Sequence[str]],
+                     nproc: int) -> Tuple[str, ...]:
+    """The split names as a tuple; raises ValueError for bad arguments."""
     if isinstance(splits, str):
         splits = (splits, )
     splits = tuple(splits)
@@ -163,8 +196,11 @@ def convert_cityscapes(root: str,
             raise ValueError(f'invalid split name {split!r}')
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f'nproc must be an integer >= 1, got {nproc!r}')
+    return splits
 
-    root = os.path.abspath(os.fspath(root))
+
+def _check_root(root: str) -> str:
+    """Returns ``root`` if it holds a ``gtFine/`` folder, else explains."""
     if not os.path.isdir(root):
         raise FileNotFoundError(
             f'Cityscapes root {root!r} does not exist or is not a folder. '
@@ -179,59 +215,57 @@ def convert_cityscapes(root: str,
             f'{gt_dir}/<split>/<city>/*{POLYGON_SUFFIX}; point this at the '
             'folder that contains gtFine/ and leftImg8bit/ directly. '
             f'{_HOW_TO_GET}')
+    return root
 
+
+def _find_polygons(root: str, splits: Sequence[str]) -> Dict[str, List[str]]:
+    """Polygon files of each split that has any; raises if none has."""
     polygons: Dict[str, List[str]] = {}
-    skipped_splits = []
     for split in splits:
         files = _find_split_files(root, split, POLYGON_SUFFIX, 'gtFine')
         if files:
             polygons[split] = files
-        else:
-            skipped_splits.append(split)
     if not polygons:
         raise FileNotFoundError(
-            f'No annotation files {gt_dir}/<split>/<city>/*{POLYGON_SUFFIX} '
-            f'found for splits {list(splits)}. {_HOW_TO_GET}')
+            f'No annotation files {os.path.join(root, "gtFine")}/<split>/'
+            f'<city>/*{POLYGON_SUFFIX} found for splits {list(splits)}. '
+            f'{_HOW_TO_GET}')
+    return polygons
 
-    # Every image must have an annotation, otherwise the split lists (made
-    # from the annotations) would silently drop images; this usually means
-    # gtFine and leftImg8bit come from different downloads or extractions.
-    num_images: Dict[str, Union[int, None]] = {}
-    for split in splits:
-        images = _find_split_files(root, split, IMAGE_SUFFIX, 'leftImg8bit')
-        if not os.path.isdir(os.path.join(root, 'leftImg8bit', split)):
-            num_images[split] = None
-            continue
-        num_images[split] = len(images)
-        annotated = {_stem(p, POLYGON_SUFFIX) for p in polygons.get(split, [])}
-        missing = [p for p in images
-                   if _stem(p, IMAGE_SUFFIX) not in annotated]
-        if missing:
-            first = missing[0]
-            expected = os.path.join(
-                gt_dir, split, os.path.basename(os.path.dirname(first)),
-                os.path.basename(first)[:-len(IMAGE_SUFFIX)] + POLYGON_SUFFIX)
-            raise FileNotFoundError(
-                f'{len(missing)} image(s) in {root}/leftImg8bit/{split} have '
-                f'no polygon annotation, e.g. {first!r} needs {expected!r}. '
-                'Unzip gtFine_trainvaltest.zip into the same root as '
-                f'leftImg8bit, or pass only the splits you have (for '
-                f'example --splits train val). {_HOW_TO_GET}')
 
-    jobs: List[Tuple[str, str]] = []  # (split, json path) still to convert
-    summary_splits = {}
-    for split, files in polygons.items():
-        todo = [
-            p for p in files if overwrite or
-            not os.path.isfile(p[:-len(POLYGON_SUFFIX)] + LABEL_SUFFIX)
-        ]
-        jobs += [(split, p) for p in todo]
-        summary_splits[split] = dict(
-            num_annotations=len(files), num_images=num_images.get(split),
-            num_converted=len(todo), num_skipped=len(files) - len(todo),
-            split_file=os.path.join(root, f'{split}.txt'))
+def _count_images(root: str, split: str,
+                  polygons: Sequence[str]) -> Optional[int]:
+    """Number of images of a split (None without ``leftImg8bit/<split>``).
 
-    paths = [p for _, p in jobs]
+    Every image must have an annotation, otherwise the split lists (made
+    from the annotations) would silently drop images; this usually means
+    gtFine and leftImg8bit come from different downloads or extractions.
+    """
+    images = _find_split_files(root, split, IMAGE_SUFFIX, 'leftImg8bit')
+    if not os.path.isdir(os.path.join(root, 'leftImg8bit', split)):
+        return None
+    annotated = {_stem(p, POLYGON_SUFFIX) for p in polygons}
+    missing = [p for p in images if _stem(p, IMAGE_SUFFIX) not in annotated]
+    if missing:
+        first = missing[0]
+        expected = os.path.join(
+            root, 'gtFine', split, os.path.basename(os.path.dirname(first)),
+            os.path.basename(first)[:-len(IMAGE_SUFFIX)] + POLYGON_SUFFIX)
+        raise FileNotFoundError(
+            f'{len(missing)} image(s) in {root}/leftImg8bit/{split} have '
+            f'no polygon annotation, e.g. {first!r} needs {expected!r}. '
+            'Unzip gtFine_trainvaltest.zip into the same root as '
+            f'leftImg8bit, or pass only the splits you have (for '
+            f'example --splits train val). {_HOW_TO_GET}')
+    return len(images)
+
+
+def _is_converted(json_path: str) -> bool:
+    return os.path.isfile(json_path[:-len(POLYGON_SUFFIX)] + LABEL_SUFFIX)
+
+
+def _convert_all(paths: Sequence[str], nproc: int) -> None:
+    """Converts the polygon files, in ``nproc`` processes if more than 1."""
     if nproc > 1 and len(paths) > 1:
         chunk = max(1, len(paths) // (nproc * 8))
         with multiprocessing.Pool(min(nproc, len(paths))) as pool:
@@ -241,24 +275,19 @@ def convert_cityscapes(root: str,
         for path in paths:
             _convert_one(path)
 
-    for split, files in polygons.items():
-        _write_text(os.path.join(root, f'{split}.txt'),
-                    sorted(_stem(p, POLYGON_SUFFIX) for p in files))
-        if num_images[split] is None:
-            warnings.warn(
-                f'{root}/leftImg8bit/{split} does not exist: labels and '
-                f'{split}.txt were written, but training also needs the '
-                'images (leftImg8bit_trainvaltest.zip).')
-        elif num_images[split] < len(files):
-            warnings.warn(
-                f'{split}: {len(files)} annotations but only '
-                f'{num_images[split]} images in {root}/leftImg8bit/{split}; '
-                f'{split}.txt lists all annotated images.')
 
-    return dict(
-        root=root,
-        splits=summary_splits,
-        skipped_splits=skipped_splits,
-        num_converted=sum(s['num_converted'] for s in summary_splits.values()),
-        num_skipped=sum(s['num_skipped'] for s in summary_splits.values()),
-    )
+def _write_split_list(root: str, split: str, polygons: Sequence[str],
+                      num_images: Optional[int]) -> None:
+    """Writes ``<split>.txt``; warns when images are missing."""
+    _write_text(os.path.join(root, f'{split}.txt'),
+                sorted(_stem(p, POLYGON_SUFFIX) for p in polygons))
+    if num_images is None:
+        warnings.warn(
+            f'{root}/leftImg8bit/{split} does not exist: labels and '
+            f'{split}.txt were written, but training also needs the '
+            'images (leftImg8bit_trainvaltest.zip).')
+    elif num_images < len(polygons):
+        warnings.warn(
+            f'{split}: {len(polygons)} annotations but only '
+            f'{num_images} images in {root}/leftImg8bit/{split}; '
+            f'{split}.txt lists all annotated images.')

@@ -1,8 +1,7 @@
-"""Tests of the synthetic Cityscapes generator and the Cityscapes converter."""
+"""Tests of the synthetic Cityscapes writer (with the converter run on it)."""
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,60 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmseg_repmlp.dataset_converters import convert_cityscapes as convert
+from mmseg_repmlp.synthetic import cityscapes
+from mmseg_repmlp.synthetic import generate_synthetic_cityscapes as generate
+from .utils import (ALL, SMALL, STEMS, ann_path, files_under, img_path,
+                    label_path, small_converted_cityscapes)
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-from mmseg_repmlp.datasets import cityscapes_prep as prep  # noqa: E402
-from mmseg_repmlp.datasets import synthetic_cityscapes as synthetic  # noqa: E402
-
-generate = synthetic.generate_synthetic_cityscapes
-convert = prep.convert_cityscapes
-
-SMALL = dict(num_train=4, num_val=2, height=128, width=256, seed=0)
-STEMS = {
-    'train': [
-        'aachen/aachen_000000_000019', 'aachen/aachen_000001_000019',
-        'bremen/bremen_000000_000019', 'bremen/bremen_000001_000019'
-    ],
-    'val': [
-        'frankfurt/frankfurt_000000_000019',
-        'frankfurt/frankfurt_000001_000019'
-    ],
-}
-ALL = [(split, stem) for split, stems in STEMS.items() for stem in stems]
 TRAIN_IDS = set(range(19)) | {255}
-
-
-def img_path(root, split, stem):
-    return Path(root, 'leftImg8bit', split, f'{stem}_leftImg8bit.png')
-
-
-def ann_path(root, split, stem, suffix='polygons.json'):
-    return Path(root, 'gtFine', split, f'{stem}_gtFine_{suffix}')
-
-
-def label_path(root, split, stem):
-    return ann_path(root, split, stem, 'labelTrainIds.png')
-
-
-def files_under(root):
-    return sorted(
-        str(p.relative_to(root)) for p in Path(root).rglob('*') if p.is_file())
 
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory):
     """The small dataset, generated and converted once for all tests."""
-    root = tmp_path_factory.mktemp('synthetic') / 'cityscapes'
-    gen_summary = generate(str(root), **SMALL)
-    prep_summary = convert(str(root))
-    return root, gen_summary, prep_summary
-
-
-def copy_of(dataset, tmp_path):
-    root = tmp_path / 'copy'
-    shutil.copytree(dataset[0], root)
-    return root
+    return small_converted_cityscapes(
+        tmp_path_factory.mktemp('synthetic') / 'cityscapes')
 
 
 def test_layout_and_names(dataset):
@@ -102,7 +62,7 @@ def test_polygon_json_format(dataset):
         for obj in data['objects']:
             assert set(obj) == {'label', 'polygon'}
             assert obj['label'] in name2label
-            assert obj['label'] in synthetic.LABEL_TRAIN_IDS
+            assert obj['label'] in cityscapes.LABEL_TRAIN_IDS
             assert len(obj['polygon']) >= 3
             for x, y in obj['polygon']:
                 assert type(x) is int and type(y) is int
@@ -113,9 +73,9 @@ def test_train_ids_table_matches_toolkit():
     from cityscapesscripts.helpers.labels import name2label
     table = {
         name: name2label[name].trainId
-        for name in synthetic.LABEL_TRAIN_IDS
+        for name in cityscapes.LABEL_TRAIN_IDS
     }
-    assert synthetic.LABEL_TRAIN_IDS == table
+    assert cityscapes.LABEL_TRAIN_IDS == table
 
 
 def test_deterministic(dataset, tmp_path):
@@ -147,7 +107,7 @@ def test_converted_labels(dataset):
         assert {0, 2, 10} <= values
         union |= values
         counts += np.bincount(label.ravel(), minlength=256)
-    drawn = set(synthetic.LABEL_TRAIN_IDS.values())
+    drawn = set(cityscapes.LABEL_TRAIN_IDS.values())
     assert union <= drawn
     assert len(union - {255}) >= 5
     assert 255 in union  # the ego vehicle is ignored, as in Cityscapes
@@ -173,15 +133,6 @@ def test_converted_labels(dataset):
                                                                             0)
 
 
-def test_split_files(dataset):
-    root = dataset[0]
-    assert (root / 'train.txt').read_text() == ''.join(
-        f'{s}\n' for s in STEMS['train'])
-    assert (root / 'val.txt').read_text() == ''.join(
-        f'{s}\n' for s in STEMS['val'])
-    assert not (root / 'test.txt').exists()
-
-
 def test_image_matches_labels(dataset):
     root = dataset[0]
     pixels = {}
@@ -199,86 +150,6 @@ def test_image_matches_labels(dataset):
     assert abs(road[0] - road[2]) < 20  # grey
     # Facades are textured (windows), not a flat colour per class.
     assert (std[2] > 25).all()
-
-
-def test_convert_skips_existing_and_overwrites(dataset, tmp_path):
-    root = copy_of(dataset, tmp_path)
-    labels = [label_path(root, s, t) for s, t in ALL]
-    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in labels}
-    summary = convert(str(root))
-    assert (summary['num_converted'], summary['num_skipped']) == (0, 6)
-    assert {p: (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in labels} == before
-    summary = convert(str(root), overwrite=True, splits='train')
-    assert (summary['num_converted'], summary['num_skipped']) == (4, 0)
-    assert list(summary['splits']) == ['train']
-    for p in labels:
-        assert p.read_bytes() == before[p][0]
-    assert not [n for n in files_under(root) if '.tmp' in n]
-
-
-def test_convert_in_parallel_matches_serial(dataset, tmp_path):
-    root = copy_of(dataset, tmp_path)
-    for split, stem in ALL:
-        label_path(root, split, stem).unlink()
-    summary = convert(str(root), nproc=2)
-    assert summary['num_converted'] == 6
-    for split, stem in ALL:
-        assert filecmp.cmp(label_path(root, split, stem),
-                           label_path(dataset[0], split, stem),
-                           shallow=False)
-    assert files_under(root) == files_under(dataset[0])
-
-
-def test_convert_errors(dataset, tmp_path):
-    with pytest.raises(FileNotFoundError, match='does not exist'):
-        convert(str(tmp_path / 'nowhere'))
-
-    no_gt = tmp_path / 'no_gt'
-    (no_gt / 'leftImg8bit').mkdir(parents=True)
-    with pytest.raises(FileNotFoundError,
-                       match=r'No gtFine/ folder(.|\n)*'
-                       r'make_synthetic_cityscapes\.py'):
-        convert(str(no_gt))
-
-    empty_gt = tmp_path / 'empty_gt'
-    (empty_gt / 'gtFine' / 'train' / 'aachen').mkdir(parents=True)
-    with pytest.raises(FileNotFoundError,
-                       match=r'No annotation files .*_gtFine_polygons\.json'):
-        convert(str(empty_gt))
-
-    with pytest.raises(ValueError, match='nproc'):
-        convert(str(dataset[0]), nproc=0)
-
-
-def test_convert_image_without_annotation(dataset, tmp_path):
-    root = copy_of(dataset, tmp_path)
-    for split, stem in ALL:
-        label_path(root, split, stem).unlink()
-    missing = ann_path(root, 'train', STEMS['train'][3])
-    missing.unlink()
-    with pytest.raises(FileNotFoundError) as info:
-        convert(str(root))
-    message = str(info.value)
-    assert '1 image(s) in' in message
-    assert 'bremen_000001_000019_leftImg8bit.png' in message
-    assert str(missing) in message
-    # Checks run before any work: nothing was converted.
-    assert not list(root.rglob('*_labelTrainIds.png'))
-    # Without the broken split the conversion works.
-    assert convert(str(root), splits=['val'])['num_converted'] == 2
-
-
-@pytest.mark.parametrize('nproc', [1, 2])
-def test_convert_unknown_label(dataset, tmp_path, nproc):
-    root = copy_of(dataset, tmp_path)
-    path = ann_path(root, 'val', STEMS['val'][0])
-    data = json.loads(path.read_text())
-    data['objects'][-1]['label'] = 'unicorn'
-    path.write_text(json.dumps(data))
-    # Must raise (not hang a worker pool, not exit the interpreter).
-    with pytest.raises(ValueError, match="unicorn"):
-        convert(str(root), nproc=nproc, splits=['val'], overwrite=True)
 
 
 def test_refuses_foreign_folder(tmp_path):
@@ -329,13 +200,13 @@ def test_interrupted_generation_is_redone(tmp_path):
     root = tmp_path / 'synth'
     (root / 'leftImg8bit').mkdir(parents=True)
     (root / 'leftImg8bit' / 'half_written.png').write_bytes(b'')
-    (root / synthetic.PARTIAL_MARKER_FILE).write_text('')
+    (root / cityscapes.PARTIAL_MARKER_FILE).write_text('')
     summary = generate(str(root), num_train=1, num_val=0, height=64,
                        width=64)
     assert summary['generated'] is True
     assert not (root / 'leftImg8bit' / 'half_written.png').exists()
-    assert not (root / synthetic.PARTIAL_MARKER_FILE).exists()
-    assert (root / synthetic.MARKER_FILE).is_file()
+    assert not (root / cityscapes.PARTIAL_MARKER_FILE).exists()
+    assert (root / cityscapes.MARKER_FILE).is_file()
 
 
 @pytest.mark.parametrize('kwargs', [
