@@ -31,7 +31,7 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from ..checkpoint.deploy_ckpt import build_segmentor
-from ..config_paths import config_path
+from ..utils.config_paths import config_path
 from ..deploy import is_deployed, reparameterize_model
 from ..export.onnx import export_onnx, ort_session
 from ..models.backbones.arch import get_arch

@@ -60,7 +60,7 @@ def _newest(pattern: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from ..config_paths import config_path
+    from ..utils.config_paths import config_path
     from ..dataset_converters import convert_cityscapes
     from ..synthetic import generate_synthetic_cityscapes
     from . import image_demo

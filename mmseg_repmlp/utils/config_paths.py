@@ -1,7 +1,7 @@
 """Where this project's configs are: in a checkout, or inside an install."""
 import os.path as osp
 
-_PKG = osp.dirname(osp.abspath(__file__))
+_PKG = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def configs_root() -> str:
