@@ -65,6 +65,7 @@ def verify_on_image(cfg: Config, checkpoint: str, image: str,
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401
+    from ..apis import check_size
     from ..checkpoint.deploy_ckpt import (make_deploy_checkpoint,
                                           read_checkpoint)
     from ..checkpoint.io import atomic_save
@@ -74,10 +75,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         if args.verify:
             verify_on_image(cfg, args.checkpoint, args.verify, args.tolerance)
-        size = None
-        if args.verify == '':
-            size = tuple(cfg.model.get('data_preprocessor', {}).get(
-                'size') or (512, 512))
+        size = check_size(cfg) if args.verify == '' else None
         deploy_ckpt, rel = make_deploy_checkpoint(
             cfg, read_checkpoint(args.checkpoint), verify_size=size,
             tolerance=args.tolerance, source=args.checkpoint)
