@@ -6,8 +6,6 @@ hook, the tools and the inference API all go through it.
 """
 import copy
 
-import numpy as np
-
 import torch
 from torch import nn
 
@@ -41,17 +39,3 @@ def reparameterize_model(model: nn.Module, inplace: bool = False) -> nn.Module:
     if not inplace:
         model = copy.deepcopy(model)
     return reparameterize_modules(model)
-
-
-def near_ties(logits: 'np.ndarray', tolerance: float) -> 'np.ndarray':
-    """Pixels whose two best classes are closer than float rounding can
-    decide: margin <= ``tolerance`` x the largest logit magnitude.
-
-    There any two correct implementations may pick different labels, so
-    label maps are compared on the other pixels only.
-    """
-    scale = max(float(np.abs(logits).max()), 1e-12)
-    if logits.shape[1] == 1:
-        return np.abs(logits[:, 0]) <= tolerance * scale
-    top2 = np.partition(logits, -2, axis=1)[:, -2:]
-    return (top2[:, 1] - top2[:, 0]) <= tolerance * scale

@@ -10,7 +10,7 @@ from mmseg_repmlp.acceleration import (CUDAGraphCache, accelerate,
                                        compile_module, is_accelerated,
                                        resolve_dtype)
 from mmseg_repmlp.apis import init_model
-from mmseg_repmlp.deploy import near_ties
+from mmseg_repmlp.utils import near_ties
 
 from .conftest import CONFIG, randomize_
 

@@ -5,6 +5,7 @@ under a minute on 2 cores. Timings are never compared (they depend on the
 machine and on whatever else runs on it).
 """
 import json
+import math
 
 import pytest
 import torch
@@ -279,3 +280,12 @@ def test_saved_for_backward_counts_each_activation_once():
 
     assert saved_for_backward_mb(step, [weight]) == pytest.approx(2.0)
     assert saved_for_backward_mb(step, []) == pytest.approx(2.25)
+
+
+def test_agreement_columns_take_the_worst_output_and_keep_nan():
+    from mmseg_repmlp.benchmark.complexity import worst_relative_difference
+    ref = (torch.ones(2, 3), [torch.full((4, ), 2.0)])
+    out = (torch.ones(2, 3), [torch.full((4, ), 2.5)])
+    assert worst_relative_difference(ref, out) == pytest.approx(0.25)
+    broken = (torch.full((2, 3), float('nan')), out[1])
+    assert math.isnan(worst_relative_difference(ref, broken))

@@ -4,11 +4,14 @@ MACs come from MMEngine's ``FlopAnalyzer`` (a JIT trace of the actual input),
 which counts one fused multiply-add as one "flop": the numbers here are
 multiply-accumulates, and achieved FLOP/s use ``2 * MACs``.
 """
+import math
 from typing import Any, Iterable
 
 import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import Tensor, nn
+
+from ..utils.compare import max_relative_difference
 
 
 def count_params(modules: Iterable[nn.Module]) -> int:
@@ -38,11 +41,11 @@ def tensors(outputs: Any) -> list:
     return [t for out in outputs for t in tensors(out)]
 
 
-def max_relative_difference(reference: Any, outputs: Any) -> float:
-    """``max|out - ref| / max|ref|``, the worst over all output tensors."""
-    worst = 0.0
-    for ref, out in zip(tensors(reference), tensors(outputs), strict=True):
-        ref, out = ref.float(), out.float()
-        scale = ref.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
-        worst = max(worst, float((out - ref).abs().max() / scale))
-    return worst
+def worst_relative_difference(reference: Any, outputs: Any) -> float:
+    """The largest :func:`~mmseg_repmlp.utils.max_relative_difference` over
+    the tensors of two outputs of the same structure."""
+    diffs = [max_relative_difference(out, ref) for ref, out in zip(
+        tensors(reference), tensors(outputs), strict=True)]
+    # A NaN (a broken output) must win, not vanish in max()'s comparisons.
+    return max(diffs, key=lambda d: math.inf if math.isnan(d) else d,
+               default=0.0)

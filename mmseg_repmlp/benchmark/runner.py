@@ -25,11 +25,13 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from ..acceleration import accelerate, compile_module
-from ..export.onnx import run_onnx, torch_reference
+from ..export.check import torch_reference
+from ..export.runtime import run_onnx
+from ..utils.compare import max_relative_difference
 from .candidates import (NUM_CLASSES, Candidate, build_candidate,
                          describe_backbone, onnx_session, structure_of)
-from .complexity import (count_macs, count_params, max_relative_difference,
-                         tensors)
+from .complexity import (count_macs, count_params, tensors,
+                         worst_relative_difference)
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
@@ -303,8 +305,7 @@ def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
         pixels = make_pixels(plan.batch, plan.shape, settings)
         ref, _ = torch_reference(candidate.reference, pixels)
         record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
-            torch.from_numpy(ref), torch.from_numpy(run_onnx(session,
-                                                             pixels)))
+            run_onnx(session, pixels), ref)
     elif candidate.reference is not None and plan.phase == 'inference':
         # FP32 eager on both sides: this checks the conversion, not the
         # precision of --dtype.
@@ -312,7 +313,7 @@ def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
         with torch.no_grad():
             ref = forward_fn(candidate.reference, plan.scope, metas)(x)
             out = forward_fn(model, plan.scope, metas)(x)
-        record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
+        record['deploy_vs_train_max_rel_diff'] = worst_relative_difference(
             ref, out)
 
 
@@ -377,7 +378,7 @@ def _compare_fast_with_eager(candidate: Candidate, plan: Plan, fn: Callable,
         return
     eager = candidate.eager_outputs.pop(plan.eager_twin, None)
     if eager is not None:
-        record['fast_vs_eager_max_rel_diff'] = max_relative_difference(
+        record['fast_vs_eager_max_rel_diff'] = worst_relative_difference(
             eager, outputs)
 
 

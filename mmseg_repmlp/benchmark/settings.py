@@ -67,9 +67,9 @@ DEFAULT_REPEATS = {'cuda': (10, 50), 'cpu': (1, 5)}
 @functools.lru_cache(maxsize=None)
 def onnx_available() -> bool:
     """Whether onnx and onnxruntime import (``repmlp-onnx`` needs both)."""
-    from ..export.onnx import _require_onnx
+    from ..export.runtime import require_onnx
     try:
-        _require_onnx()
+        require_onnx()
     except ImportError:
         return False
     return True

@@ -23,7 +23,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
 from ..acceleration import fast_forward, is_accelerated, with_autocast
-from ..export.onnx import run_onnx
+from ..export.runtime import run_onnx
 from .settings import BenchmarkSettings, Shape
 
 Workload = Callable[[], Any]

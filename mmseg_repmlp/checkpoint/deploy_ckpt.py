@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 
 from ..deploy import reparameterize_model
+from ..utils.compare import max_relative_difference
 from ..version import __version__
 from ..models.utils.ckpt_load import load_strict
 from ..utils.fileio import safe_torch_load
@@ -136,8 +137,7 @@ def make_deploy_checkpoint(
                 'learning rate or clip gradients, and resume from an earlier '
                 'checkpoint.')
         out = deployed._forward(x)
-        rel_diff = float((out - ref).abs().max() /
-                         ref.abs().max().clamp_min(1e-12))
+        rel_diff = max_relative_difference(out, ref)
         if not rel_diff <= tolerance:
             raise RuntimeError(
                 f'Re-parameterized model of {source} differs from it by '

@@ -77,18 +77,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                  f'exporter stops at {MAX_OPSET}); got {args.opset}.')
     if args.shape and min(args.shape) < 1:
         sys.exit(f'error: --shape must be positive; got {args.shape}.')
-    from ..apis import init_model
+    from ..apis import check_size, init_model
     from ..export.onnx import export_segmentor
     try:
         model = init_model(args.config, args.checkpoint, device='cpu')
-        shape = args.shape
-        if shape is None:
-            size = model.cfg.model.get('data_preprocessor', {}).get('size')
-            shape = tuple(size) if size else (512, 512)
         export_segmentor(
             model,
             args.out,
-            shape,
+            args.shape or check_size(model),
             dynamic=args.dynamic,
             output=args.output,
             opset=args.opset,

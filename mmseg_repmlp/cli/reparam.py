@@ -44,22 +44,20 @@ def verify_on_image(cfg: Config, checkpoint: str, image: str,
     """Compare training-time and deploy models on ``image``; raise if off."""
     from ..apis import inference_model, init_model
     from ..deploy import reparameterize_model
+    from ..utils.compare import label_agreement, max_relative_difference
     model = init_model(cfg, checkpoint, device='cpu', deploy=False)
     deployed = reparameterize_model(model)
     ref, out = inference_model(model, image), inference_model(deployed, image)
-    ref_logits, logits = ref.seg_logits.data, out.seg_logits.data
-    rel = float((logits - ref_logits).abs().max() / ref_logits.abs().max())
-    from ..deploy import near_ties
-    decided = torch.from_numpy(~near_ties(ref_logits[None].numpy(),
-                                          tolerance)[0])
-    same = torch.equal(ref.pred_sem_seg.data[0][decided],
-                       out.pred_sem_seg.data[0][decided])
-    ties = int((~decided).sum())
+    ref_logits = ref.seg_logits.data
+    rel = max_relative_difference(out.seg_logits.data, ref_logits)
+    agreement = label_agreement(out.pred_sem_seg.data, ref.pred_sem_seg.data,
+                                ref_logits[None], tolerance)
+    ties = agreement.near_ties
     print(f'{image}: max relative logit difference {rel:.2e} '
           f'(tolerance {tolerance:g}); label maps '
-          f'{"identical" if same else "DIFFER"}'
+          f'{"identical" if agreement.identical else "DIFFER"}'
           + (f' ({ties} near-tie pixels not compared)' if ties else ''))
-    if not (rel <= tolerance and same):
+    if not (rel <= tolerance and agreement.identical):
         raise RuntimeError('The deploy model does not reproduce the '
                            'training model; nothing was written.')
 
@@ -67,6 +65,7 @@ def verify_on_image(cfg: Config, checkpoint: str, image: str,
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401
+    from ..apis import check_size
     from ..checkpoint.deploy_ckpt import (make_deploy_checkpoint,
                                           read_checkpoint)
     from ..utils.fileio import atomic_save
@@ -76,10 +75,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         if args.verify:
             verify_on_image(cfg, args.checkpoint, args.verify, args.tolerance)
-        size = None
-        if args.verify == '':
-            size = tuple(cfg.model.get('data_preprocessor', {}).get(
-                'size') or (512, 512))
+        size = check_size(cfg) if args.verify == '' else None
         deploy_ckpt, rel = make_deploy_checkpoint(
             cfg, read_checkpoint(args.checkpoint), verify_size=size,
             tolerance=args.tolerance, source=args.checkpoint)

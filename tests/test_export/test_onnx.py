@@ -1,11 +1,12 @@
-"""tools/export_onnx.py: the deployed segmentor in onnxruntime."""
+"""tools/export_onnx.py: export, check and write the deployed segmentor."""
 import re
 
 import mmcv
 import numpy as np
 import pytest
 import torch
-from torch import nn
+
+from mmseg_repmlp.utils import max_relative_difference, near_ties
 
 from ..conftest import CONFIG, run, tool
 
@@ -27,20 +28,9 @@ def _torch_logits(model, images):
     return model.encode_decode(x, [dict(img_shape=(h, w))] * len(images))
 
 
-def _rel(a, b):
-    return float(np.abs(a - b).max() / np.abs(b).max())
-
-
 def _dims(value_info):
     return [d.dim_param or d.dim_value
             for d in value_info.type.tensor_type.shape.dim]
-
-
-@pytest.fixture(scope='module')
-def deployed(trained):
-    from mmseg_repmlp.apis import init_model
-    work, _ = trained
-    return init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu')
 
 
 @pytest.fixture(scope='module')
@@ -86,17 +76,16 @@ def test_dynamic_graph_matches_pytorch_on_a_real_image(
     got = run_onnx(session, np.stack([i.transpose(2, 0, 1)
                                       for i in images]))
     assert got.shape == ref.shape == (2, 19, *img.shape[:2])
-    assert _rel(got, ref) < 1e-4
+    assert max_relative_difference(got, ref) < 1e-4
     # Identical labels wherever float rounding can decide (a 4-iteration
     # model has many near-ties).
-    from mmseg_repmlp.deploy import near_ties
     decided = ~near_ties(ref, 1e-4)
     assert decided.mean() > 0.5
     assert np.array_equal(got.argmax(1)[decided], ref.argmax(1)[decided])
     # One (H, W, 3) image as cv2.imread gives it works too.
     single = run_onnx(session, img)
     assert single.shape == (1, 19, *img.shape[:2])
-    assert _rel(single, ref[:1]) < 1e-4
+    assert max_relative_difference(single, ref[:1]) < 1e-4
 
 
 def test_labels_graph_from_a_training_checkpoint(trained, tiny_cityscapes,
@@ -120,7 +109,6 @@ def test_labels_graph_from_a_training_checkpoint(trained, tiny_cityscapes,
     img = mmcv.imresize(mmcv.imread(str(image)), (180, 100))
     labels = run_onnx(ort_session(str(out)), img)
     assert labels.dtype == np.int64 and labels.shape == (1, 100, 180)
-    from mmseg_repmlp.deploy import near_ties
     ref_logits = _torch_logits(deployed, [img]).numpy()
     decided = ~near_ties(ref_logits, 1e-4)
     assert np.array_equal(labels[decided], ref_logits.argmax(1)[decided])
@@ -155,20 +143,3 @@ def test_errors_say_what_to_do(trained, tmp_path):
               str(tmp_path / 'x.onnx'), '--opset', '9'])
     assert '--opset must be in [11, 20]' in str(exc.value.code)
     assert not list(tmp_path.iterdir())
-
-
-def test_exportable_adaptive_pool_equals_pytorch():
-    from mmseg_repmlp.export import ExportableAdaptiveAvgPool2d
-    for size in [(1, 1), (2, 3), (7, 11), (6, 6), (13, 29)]:
-        x = torch.randn(2, 4, *size)
-        for bins in [1, 2, 3, 6, (2, 5)]:
-            torch.testing.assert_close(
-                ExportableAdaptiveAvgPool2d(bins)(x),
-                nn.AdaptiveAvgPool2d(bins)(x), rtol=1e-5, atol=1e-6)
-
-
-def test_trace_size_pads_every_block(deployed):
-    from mmseg_repmlp.export import padded_trace_shape
-    # Demo windows 16, 8, 4, 2 at strides 4..32: 128x256 pads nowhere.
-    assert padded_trace_shape(deployed, (128, 256)) == (129, 257)
-    assert padded_trace_shape(deployed, (129, 257)) == (129, 257)

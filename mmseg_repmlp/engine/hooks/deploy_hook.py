@@ -34,7 +34,8 @@ class RepMLPDeployHook(Hook):
             fixed random input after every conversion; a relative difference
             above ``tolerance`` stops the run. Default: False.
         verify_size (Sequence[int], optional): ``(H, W)`` of that input.
-            Default: None (the data preprocessor's crop size, else 512x512).
+            Default: None (:func:`mmseg_repmlp.apis.check_size`: the data
+            preprocessor's crop size, else 512x512).
         tolerance (float): See ``verify``. Default: 1e-4.
     """
 
@@ -55,8 +56,10 @@ class RepMLPDeployHook(Hook):
             return None
         if self.verify_size:
             return self.verify_size
-        size = runner.cfg.model.get('data_preprocessor', {}).get('size')
-        return tuple(size) if size else (512, 512)
+        # Imported here: ``import mmseg_repmlp`` registers this hook, and
+        # need not import mmseg.apis for it.
+        from ...apis.sizes import check_size
+        return check_size(runner.cfg)
 
     def _sources(self, runner):
         info = runner.message_hub.runtime_info
