@@ -39,7 +39,8 @@ its ``forward`` on the instance.
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+from typing import (Any, Callable, Dict, FrozenSet, List, Optional, Tuple,
+                    Union)
 
 import torch
 from mmseg.models.segmentors import EncoderDecoder
@@ -305,7 +306,8 @@ class FastInferenceMixin:
         """Backbone, neck and decode-head logits at feature resolution."""
         return self.decode_head.forward(self.extract_feat(inputs))
 
-    def encode_decode(self, inputs: Tensor, batch_img_metas) -> Tensor:
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
         """Logits resized to the input, as ``EncoderDecoder.encode_decode``
         returns them, in fp32."""
         if self._fast_dense is None:
@@ -314,6 +316,7 @@ class FastInferenceMixin:
         return self.decode_head.predict_by_feat(logits, batch_img_metas)
 
     def _apply(self, fn: Callable, recurse: bool = True) -> nn.Module:
+        # Graphs hold the addresses of the weights they were captured with.
         self._fast_dense = None
         return super()._apply(fn, recurse)
 
@@ -330,7 +333,7 @@ class FastEncoderDecoder(FastInferenceMixin, EncoderDecoder):
 _FAST_CLASSES: Dict[type, type] = {EncoderDecoder: FastEncoderDecoder}
 
 
-def fast_class(cls: type) -> type:
+def _fast_class(cls: type) -> type:
     """The :class:`FastInferenceMixin` subclass of a segmentor class."""
     if cls not in _FAST_CLASSES:
         _FAST_CLASSES[cls] = type(f'Fast{cls.__name__}',
@@ -402,5 +405,5 @@ def accelerate(model: nn.Module,
             'slow kernels. Time it against fp32 with tools/benchmark.py '
             f'--device cpu --dtype {name} before using it.')
     segmentor.fast_options = options
-    segmentor.__class__ = fast_class(type(segmentor))
+    segmentor.__class__ = _fast_class(type(segmentor))
     return model

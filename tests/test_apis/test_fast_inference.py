@@ -139,18 +139,38 @@ def test_bad_requests_have_clear_errors(segmentor):
     assert resolve_dtype('fp16') is torch.float16
 
 
+class Wrapper(torch.nn.Module):
+    """Holds a segmentor as DDP and SegTTAModel do."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+
 def test_accelerate_finds_the_segmentor_inside_wrappers(segmentor):
     model = _fresh(segmentor)
-
-    class Wrapper(torch.nn.Module):  # as DDP and SegTTAModel hold it
-
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
     wrapper = Wrapper(model)
     assert accelerate(wrapper, dtype='bf16') is wrapper
     assert is_accelerated(model) and is_accelerated(wrapper)
+
+
+def test_a_segmentor_subclass_keeps_its_own_methods(segmentor):
+    from mmseg.models.segmentors import EncoderDecoder
+    calls = []
+
+    class MySegmentor(EncoderDecoder):
+
+        def extract_feat(self, inputs):
+            calls.append(inputs.shape)
+            return super().extract_feat(inputs)
+
+    model = _fresh(segmentor)
+    model.__class__ = MySegmentor
+    accelerate(model, dtype='bf16')
+    assert isinstance(model, MySegmentor) and is_accelerated(model)
+    assert type(model).__name__ == 'FastMySegmentor'
+    _reference(model, torch.randn(1, 3, 64, 128))
+    assert calls == [(1, 3, 64, 128)]
 
 
 def test_a_deep_copy_runs_its_own_weights(segmentor):
@@ -183,13 +203,6 @@ def test_state_dict_keys_are_unchanged_and_load_strictly(segmentor):
 
 def test_accelerate_twice_is_a_clear_error(segmentor):
     model = accelerate(_fresh(segmentor), dtype='bf16')
-
-    class Wrapper(torch.nn.Module):
-
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
     for target in (model, Wrapper(model)):
         with pytest.raises(ValueError, match='already applied'):
             accelerate(target, compile=True)
