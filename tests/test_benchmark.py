@@ -170,7 +170,7 @@ def test_settings_precedence_and_errors(tmp_path):
 
 def test_compile_times_the_fast_path_next_to_eager(tmp_path):
     """--compile: every workload is timed eagerly and through the fast path
-    users get (accelerate / fast_forward), side by side in one run."""
+    users get (accelerate / FastOptions.wrap), side by side in one run."""
     arch = tmp_path / 'tiny_arch.json'
     arch.write_text(json.dumps(TINY_ARCH))
     out = tmp_path / 'result.json'
