@@ -171,7 +171,7 @@ def test_settings_precedence_and_errors(tmp_path):
 
 def test_compile_times_the_fast_path_next_to_eager(tmp_path):
     """--compile: every workload is timed eagerly and through the fast path
-    users get (accelerate / fast_forward), side by side in one run."""
+    users get (accelerate / FastOptions.wrap), side by side in one run."""
     arch = tmp_path / 'tiny_arch.json'
     arch.write_text(json.dumps(TINY_ARCH))
     out = tmp_path / 'result.json'
@@ -202,6 +202,65 @@ def test_compile_times_the_fast_path_next_to_eager(tmp_path):
     assert done.stdout.count('| candidate |') == 2
     assert '/ fp32 / fast path (compile)' in done.stdout
     assert 'lat/eager' in done.stdout and 'fast vs eager' in done.stdout
+
+
+def test_compiled_training_step_covers_direct_forward_calls():
+    """--compile compiles a training step's forward and loss as one
+    function, so it covers the heads' forward, which MMSegmentation's
+    decode heads call as self.forward(...) from loss() (nn.Module.compile()
+    compiles __call__ and would miss it)."""
+    from mmengine.model import BaseModel
+    from torch.testing import assert_close
+
+    from mmseg_repmlp.benchmark.settings import BenchmarkSettings
+    from mmseg_repmlp.benchmark.workloads import train_workload
+
+    compiling = []
+
+    class Head(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.conv_seg = torch.nn.Conv2d(4, 3, 1)
+
+        def forward(self, x):
+            compiling.append(torch.compiler.is_compiling())
+            return self.conv_seg(x)
+
+        def loss(self, x, samples):
+            labels = torch.cat([s.gt_sem_seg.data for s in samples])
+            return dict(loss_ce=torch.nn.functional.cross_entropy(
+                self.forward(x), labels))
+
+    class Segmentor(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.backbone = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.decode_head = Head()
+
+        def loss(self, x, samples):
+            return self.decode_head.loss(self.backbone(x), samples)
+
+        def forward(self, *args, **kwargs):
+            raise NotImplementedError
+
+    torch._dynamo.reset()
+    settings = BenchmarkSettings(device='cpu', candidates=('repmlp-train', ))
+    x = torch.randn(2, 3, 8, 8)
+    eager, fast = Segmentor(), Segmentor()
+    fast.load_state_dict(eager.state_dict())
+    keys = set(fast.state_dict())
+    ref = train_workload(eager, 'segmentor', x, settings, 3)()
+    assert compiling == [False]
+    compiling.clear()
+    out = train_workload(fast, 'segmentor', x, settings, 3, fast=True)()
+    assert compiling and all(compiling)
+    assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    # The same SGD update: the backward pass ran through the compiled code.
+    for a, b in zip(eager.parameters(), fast.parameters()):
+        assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert set(fast.state_dict()) == keys
 
 
 def test_progress_is_reported_after_each_candidate():

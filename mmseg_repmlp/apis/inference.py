@@ -7,11 +7,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..acceleration import accelerate
 from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
                                       read_checkpoint, set_deploy)
 from ..models.utils.ckpt_load import load_strict
 from ..deploy import reparameterize_model
+from .fast_inference import accelerate
 
 
 def init_model(config: Union[str, Config],
@@ -45,8 +45,8 @@ def init_model(config: Union[str, Config],
         dtype (str | torch.dtype, optional): Autocast dtype of backbone and
             heads, ``'bf16'`` or ``'fp16'``. Default: None (fp32).
 
-    The last three are :func:`mmseg_repmlp.acceleration.accelerate`: with
-    fp32 they change outputs only by float rounding.
+    The last three are :func:`~mmseg_repmlp.apis.fast_inference.accelerate`
+    (fp32 changes outputs only by float rounding).
 
     Returns:
         nn.Module: The segmentor in eval mode, with ``cfg`` and

@@ -105,7 +105,7 @@ def notes(settings: BenchmarkSettings) -> List[str]:
             'CPU segmentor inference only')
     if settings.fast_path:
         out.append('fast path: each workload timed again, in the same run, '
-                   'as mmseg_repmlp.acceleration.accelerate() runs it for '
+                   'as mmseg_repmlp.apis.accelerate() runs it for '
                    'users (init_model / tools/test.py --compile --cuda-graph '
                    '--dtype): backbone, neck and decode-head logits as one '
                    'function; lat/eager = its latency over the eager one; '
@@ -113,8 +113,9 @@ def notes(settings: BenchmarkSettings) -> List[str]:
                    'outputs, same dtype, same input')
     if settings.compile:
         out.append('compile: torch.compile (default mode) on that function; '
-                   'training: on the backbone, neck and heads; compilation '
-                   'happens in the warm-up, untimed')
+                   'training: on the forward and loss of a step (backbone, '
+                   'neck, heads, losses); compilation happens in the '
+                   'warm-up, untimed')
     if settings.cuda_graph:
         out.append('CUDA graphs: inference replays one graph per input size, '
                    'captured in the warm-up (with compile: inductor '

@@ -4,7 +4,7 @@ For each candidate, in order: build it; count parameters and MACs and (for
 ``repmlp-deploy``) compare its outputs with the training structure, all in
 eager FP32 before anything is compiled; time each workload eagerly, then,
 with ``--compile``/``--cuda-graph``, again on the fast path users get
-(:func:`~mmseg_repmlp.acceleration.accelerate`), so that eager and fast
+(:func:`~mmseg_repmlp.apis.accelerate`), so that eager and fast
 figures come from the same run; inference first, training last, since a
 training step changes the weights. Each timing is followed by one untimed
 call that measures peak memory, and optionally a profile. The candidate is
@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..acceleration import accelerate, compile_module
+from ..apis.fast_inference import accelerate, is_accelerated
 from ..export.check import torch_reference
 from ..export.runtime import run_onnx
 from ..utils.compare import max_relative_difference
@@ -176,14 +176,13 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
             twin = eager[plan.eager_twin]
             record.update({k: twin[k] for k in _ANALYSIS})
     candidate.reference = None  # only the agreement check needed it
-    switched = set()
     for plan, record in todo:
         if record['skipped'] or record['error']:
             continue
         # repmlp-onnx runs its exported graph, never the PyTorch modules.
-        if plan.path == FAST and plan.phase not in switched:
-            _switch_to_fast_path(candidate, plan.phase, settings)
-            switched.add(plan.phase)
+        if (plan.path == FAST and plan.phase == 'inference'
+                and not is_accelerated(candidate.model)):
+            accelerate(candidate.model, **settings.fast_options)
         log(f'[benchmark] {candidate.name}: {plan.phase} {plan.scope} '
             f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]} {plan.path}')
         _guarded(_measure, candidate, plan, settings, record, log)
@@ -197,21 +196,6 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
 
 #: Record fields filled by :func:`_analyse`, shared by a plan's two paths.
 _ANALYSIS = ('params', 'macs', 'deploy_vs_train_max_rel_diff', 'error')
-
-
-def _switch_to_fast_path(candidate: Candidate, phase: str,
-                         settings: BenchmarkSettings) -> None:
-    """Inference: :func:`~mmseg_repmlp.acceleration.accelerate` the
-    segmentor as users get it (the backbone scope wraps the backbone in
-    :func:`~mmseg_repmlp.acceleration.fast_forward` per workload).
-    Training: ``torch.compile`` every module a training step runs."""
-    if phase == 'inference':
-        accelerate(candidate.model, **settings.fast_options)
-        return
-    modules = {id(m): m for scope in settings.scopes
-               for m in used_modules(candidate.model, scope, phase)}
-    for module in modules.values():
-        compile_module(module)
 
 
 def _guarded(step: Callable, candidate: Candidate, plan: Plan,
@@ -337,7 +321,7 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
                                 fast=plan.path == FAST)
     else:
         fn = train_workload(candidate.model, plan.scope, x, settings,
-                            NUM_CLASSES)
+                            NUM_CLASSES, fast=plan.path == FAST)
     try:
         # CUDA graphs are captured in the first (warm-up) call.
         timing = time_workload(fn, warmup=settings.warmup,

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
-from ..acceleration import DTYPES
+from ..apis.fast_inference import DTYPES
 from ..models.backbones.arch import ARCHS, get_arch
 
 Shape = Tuple[int, int]
@@ -31,7 +31,7 @@ CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX) + BASELINES
 
 PHASES = ('inference', 'train')
 #: How a workload runs: as written (eager), or through the fast path users
-#: get from :func:`~mmseg_repmlp.acceleration.accelerate` (``--compile``,
+#: get from :func:`~mmseg_repmlp.apis.accelerate` (``--compile``,
 #: ``--cuda-graph``), timed side by side with the eager run.
 EAGER, FAST = 'eager', 'fast'
 
@@ -103,12 +103,14 @@ class BenchmarkSettings:
         repeats (int): Timed calls.
         channels_last (bool): Model and input in channels_last layout.
         cudnn_benchmark (bool): ``torch.backends.cudnn.benchmark`` (CUDA).
-        compile (bool): Also time every workload with the backbone and
-            heads ``torch.compile``-d.
+        compile (bool): Also time every workload ``torch.compile``-d
+            (inference: the backbone and heads; training: the step's
+            forward and loss).
         cuda_graph (bool): Also time inference replayed as CUDA graphs
-            (CUDA only). Fast inference runs through :func:`~mmseg_repmlp.\
-acceleration.accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as
-            users get it; each fast workload is timed next to its eager run.
+            (CUDA only). Fast inference runs through
+            :func:`~mmseg_repmlp.apis.accelerate` with ``dtype``,
+            ``compile`` and ``cuda_graph``, as users get it; each fast
+            workload is timed next to its eager run.
         peak_tflops (float, optional): Device's dense bf16 peak, for the
             fraction-of-peak column; None leaves it out.
         profile (bool): Print the top operators of each inference workload.
@@ -158,7 +160,7 @@ acceleration.accelerate` with ``dtype``, ``compile`` and ``cuda_graph``, as
 
     @property
     def fast_options(self) -> Dict[str, Any]:
-        """Inference options of :func:`~mmseg_repmlp.acceleration.accelerate`
+        """Inference options of :func:`~mmseg_repmlp.apis.accelerate`
         (what ``init_model`` and ``tools/test.py`` offer users)."""
         return dict(compile=self.compile, cuda_graph=self.cuda_graph,
                     dtype=self.dtype)

@@ -22,7 +22,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
-from ..acceleration import fast_forward, is_accelerated, with_autocast
+from ..apis.fast_inference import FastOptions, is_accelerated, with_autocast
 from ..export.runtime import run_onnx
 from .settings import BenchmarkSettings, Shape
 
@@ -88,10 +88,11 @@ def inference_workload(model: nn.Module, scope: str, x: Tensor,
     """One inference call on the static input ``x``.
 
     Eager: the scope's forward under ``torch.no_grad`` and autocast. Fast:
-    what users get from :func:`~mmseg_repmlp.acceleration.accelerate` with
+    what users get from :func:`~mmseg_repmlp.apis.accelerate` with
     ``settings.fast_options``; the segmentor must have been accelerated
     (its ``encode_decode`` is then the fast path) and the backbone alone
-    goes through the same :func:`~mmseg_repmlp.acceleration.fast_forward`.
+    goes through the same
+    :meth:`~mmseg_repmlp.apis.fast_inference.FastOptions.wrap`.
     """
     forward = forward_fn(model, scope, image_metas(x.shape[0],
                                                    tuple(x.shape[-2:])))
@@ -99,7 +100,7 @@ def inference_workload(model: nn.Module, scope: str, x: Tensor,
     if not fast:
         forward = with_autocast(forward, settings.dtype)
     elif scope == 'backbone':
-        forward = fast_forward(forward, **settings.fast_options)
+        forward = FastOptions(**settings.fast_options).wrap(forward)
     elif not is_accelerated(model):
         raise RuntimeError('accelerate() the segmentor before timing its '
                            'fast path.')
@@ -117,14 +118,16 @@ def onnx_workload(session: Any, pixels: np.ndarray) -> Workload:
 
 
 def train_workload(model: nn.Module, scope: str, x: Tensor,
-                   settings: BenchmarkSettings,
-                   num_classes: int) -> Workload:
+                   settings: BenchmarkSettings, num_classes: int,
+                   fast: bool = False) -> Workload:
     """One SGD step on ``x`` (and random labels for the segmentor).
 
     Mixed precision follows MMEngine's ``AmpOptimWrapper``: autocast, plus
     a dynamic ``GradScaler`` for fp16 (``tools/train.py --amp``). bf16 keeps
     fp32's exponent range and runs without a scaler, as the ``-amp-`` configs
-    do.
+    do. Fast: the forward and loss ``torch.compile``-d as one function,
+    which includes the heads' ``forward`` that MMSegmentation calls directly
+    from ``loss`` (the backward pass is compiled with it).
     """
     model.train()
     params = [p for p in (model.backbone if scope == 'backbone' else
@@ -147,6 +150,9 @@ def train_workload(model: nn.Module, scope: str, x: Tensor,
             # output gives the full backward pass.
             return sum(f.float().mean() for f in model.backbone(x))
 
+    if fast:
+        loss_fn = torch.compile(loss_fn)
+
     def step() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
         with autocast(settings):
@@ -160,8 +166,7 @@ def train_workload(model: nn.Module, scope: str, x: Tensor,
 
 
 def used_modules(model: nn.Module, scope: str, phase: str) -> List[nn.Module]:
-    """Modules a workload runs (for parameter counts, and torch.compile of
-    training steps)."""
+    """Modules a workload runs (for parameter counts)."""
     if scope == 'backbone':
         return [model.backbone]
     parts = [model.backbone]

@@ -49,7 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--tta', action='store_true', help='Test time augmentation')
     fast = parser.add_argument_group(
-        'fast inference', 'mmseg_repmlp.acceleration.accelerate: the '
+        'fast inference', 'mmseg_repmlp.apis.accelerate: the '
         'backbone and heads compiled, replayed as CUDA graphs and/or in '
         'reduced precision; fp32 changes outputs only by float rounding')
     fast.add_argument(
@@ -107,7 +107,8 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
-    from ..acceleration import accelerate, is_accelerated, segmentor_of
+    from ..apis.fast_inference import (accelerate, is_accelerated,
+                                       segmentor_of)
     from .preflight import check_inputs
     try:
         cfg = build_config(args)

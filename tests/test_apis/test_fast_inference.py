@@ -1,4 +1,6 @@
 """accelerate(): autocast, torch.compile and CUDA-graph inference paths."""
+import copy
+import pickle
 import warnings
 
 import pytest
@@ -6,13 +8,14 @@ import torch
 from torch.testing import assert_close
 
 from mmseg_repmlp import reparameterize_model
-from mmseg_repmlp.acceleration import (CUDAGraphCache, accelerate,
-                                       compile_module, is_accelerated,
-                                       resolve_dtype)
-from mmseg_repmlp.apis import init_model
+from mmseg_repmlp.apis import (accelerate, fast_inference, init_model,
+                               is_accelerated)
+from mmseg_repmlp.apis.fast_inference import (CUDAGraphCache,
+                                              FastEncoderDecoder,
+                                              native_cpu_dtype, resolve_dtype)
 from mmseg_repmlp.utils import near_ties
 
-from .conftest import CONFIG, randomize_
+from ..conftest import CONFIG, randomize_
 
 
 def _metas(x):
@@ -90,13 +93,27 @@ def test_inference_model_runs_the_fast_path(segmentor, tiny_cityscapes):
 @pytest.mark.parametrize('native', [True, False])
 def test_reduced_precision_on_a_cpu_without_it_warns(segmentor, monkeypatch,
                                                       native):
-    import mmseg_repmlp.acceleration as acceleration
-    monkeypatch.setattr(acceleration, 'native_cpu_dtype', lambda d: native)
+    monkeypatch.setattr(fast_inference, 'native_cpu_dtype', lambda d: native)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         accelerate(_fresh(segmentor), dtype='bf16')
     slow = [w for w in caught if 'no native kernels' in str(w.message)]
     assert bool(slow) is not native
+    assert all('tools/benchmark.py' in str(w.message) for w in slow)
+
+
+@pytest.mark.parametrize('flags,bf16,fp16', [
+    (None, True, True),  # no /proc/cpuinfo flags: unknown, no warning
+    ({'avx2', 'fma'}, False, False),
+    ({'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'}, True, False),
+    ({'avx512bw', 'avx512vl', 'avx512dq', 'avx512_fp16'}, True, True),
+    ({'avx2', 'avx_ne_convert'}, True, True),
+])
+def test_native_kernels_follow_the_cpu_flags(monkeypatch, flags, bf16, fp16):
+    monkeypatch.setattr(fast_inference, 'cpu_flags',
+                        lambda: flags and frozenset(flags))
+    assert native_cpu_dtype(torch.bfloat16) is bf16
+    assert native_cpu_dtype(torch.float16) is fp16
 
 
 def test_nothing_asked_leaves_the_model_alone(segmentor):
@@ -122,34 +139,76 @@ def test_bad_requests_have_clear_errors(segmentor):
     assert resolve_dtype('fp16') is torch.float16
 
 
+class Wrapper(torch.nn.Module):
+    """Holds a segmentor as DDP and SegTTAModel do."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+
 def test_accelerate_finds_the_segmentor_inside_wrappers(segmentor):
     model = _fresh(segmentor)
-
-    class Wrapper(torch.nn.Module):  # as DDP and SegTTAModel hold it
-
-        def __init__(self, module):
-            super().__init__()
-            self.module = module
-
     wrapper = Wrapper(model)
     assert accelerate(wrapper, dtype='bf16') is wrapper
     assert is_accelerated(model) and is_accelerated(wrapper)
 
 
-def test_compile_module_covers_direct_forward_calls():
-    # MMSegmentation's decode heads call self.forward(...) directly, which
-    # nn.Module.compile() (it compiles __call__) would miss.
-    torch._dynamo.reset()
-    from torch._dynamo.utils import counters
-    counters.clear()
-    head = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.ReLU())
-    x = torch.randn(1, 3, 8, 8)
-    ref = head(x)
-    keys = set(head.state_dict())
-    compile_module(head)
-    assert_close(head.forward(x), ref)
-    assert counters['stats']['unique_graphs'] >= 1
-    assert set(head.state_dict()) == keys
+def test_a_segmentor_subclass_keeps_its_own_methods(segmentor):
+    from mmseg.models.segmentors import EncoderDecoder
+    calls = []
+
+    class MySegmentor(EncoderDecoder):
+
+        def extract_feat(self, inputs):
+            calls.append(inputs.shape)
+            return super().extract_feat(inputs)
+
+    model = _fresh(segmentor)
+    model.__class__ = MySegmentor
+    accelerate(model, dtype='bf16')
+    assert isinstance(model, MySegmentor) and is_accelerated(model)
+    assert type(model).__name__ == 'FastMySegmentor'
+    _reference(model, torch.randn(1, 3, 64, 128))
+    assert calls == [(1, 3, 64, 128)]
+
+
+def test_a_deep_copy_runs_its_own_weights(segmentor):
+    model = accelerate(_fresh(segmentor), dtype='bf16')
+    x = torch.randn(1, 3, 64, 128)
+    ref = _reference(model, x)  # the fast path is made by the first call
+    twin = copy.deepcopy(model)
+    assert type(twin) is FastEncoderDecoder
+    assert twin.fast_inference == model.fast_inference
+    with torch.no_grad():  # the copy's logits become minus the original's
+        twin.decode_head.conv_seg.weight.neg_()
+        twin.decode_head.conv_seg.bias.neg_()
+    scale = ref.abs().max()
+    assert_close(_reference(twin, x) / scale, -ref / scale)
+    assert torch.equal(_reference(model, x), ref)
+    restored = pickle.loads(pickle.dumps(twin))
+    assert_close(_reference(restored, x) / scale, -ref / scale)
+
+
+def test_state_dict_keys_are_unchanged_and_load_strictly(segmentor):
+    plain = _fresh(segmentor)
+    model = accelerate(_fresh(segmentor), dtype='bf16')
+    _reference(model, torch.randn(1, 3, 64, 128))
+    assert list(model.state_dict()) == list(plain.state_dict())
+    assert ([name for name, _ in model.named_modules()] ==
+            [name for name, _ in plain.named_modules()])
+    model.load_state_dict(plain.state_dict(), strict=True)
+    plain.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_accelerate_twice_is_a_clear_error(segmentor):
+    model = accelerate(_fresh(segmentor), dtype='bf16')
+    for target in (model, Wrapper(model)):
+        with pytest.raises(ValueError, match='already applied'):
+            accelerate(target, compile=True)
+    assert type(model) is FastEncoderDecoder
+    assert model.fast_inference == dict(compile=False, cuda_graph=False,
+                                        dtype='bfloat16')
 
 
 class _ReplayOnCPU:
@@ -234,3 +293,25 @@ def test_graph_cache_replays_real_graphs():
             for i, out in outs:
                 assert_close(out, refs[i])
     assert len(cache.graphs) == 2
+
+
+@pytest.mark.cuda
+def test_graphs_follow_the_weights_through_copies_and_moves(segmentor):
+    """Graphs hold the addresses of the weights they were captured with:
+    a deep copy and a model moved away and back must replay graphs of their
+    own, current weights."""
+    model = accelerate(_fresh(segmentor).cuda(), cuda_graph=True)
+    x = torch.randn(1, 3, 64, 128, device='cuda')
+    ref = _reference(model, x)  # captures a graph
+    scale = ref.abs().max()
+    twin = copy.deepcopy(model)
+    # Keep the old weights allocated: a stale graph would read them.
+    old = [p.data for p in model.parameters()]
+    model.cpu().cuda()
+    for moved in (twin, model):
+        with torch.no_grad():
+            moved.decode_head.conv_seg.weight.neg_()
+            moved.decode_head.conv_seg.bias.neg_()
+        assert_close(_reference(moved, x) / scale, -ref / scale,
+                     rtol=1e-5, atol=1e-5)
+    del old
