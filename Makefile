@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 REQS   := $(wildcard requirements/*.txt) setup.py
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all demo clean
+.PHONY: install lint test test-all demo clean
 
 install: $(STAMP)
 
@@ -22,12 +22,18 @@ $(STAMP): $(REQS)
 	$(BIN)/python -c "import mmcv.ops, mmseg, mmseg_repmlp; print('installed: mmcv', mmcv.__version__, 'mmseg', mmseg.__version__)"
 	touch $(STAMP)
 
-# The default suite (about 15 minutes on 2 CPU cores).
-test: $(STAMP)
+# Lint and import order (ruff.toml), and the one-way layers of
+# docs/architecture.md (import-linter contracts in .importlinter).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+# The default suite (about 15 minutes on 2 CPU cores), after the lint.
+test: lint
 	$(BIN)/python -m pytest tests -q -m "not slow"
 
 # Everything, slow tests included.
-test-all: $(STAMP)
+test-all: lint
 	$(BIN)/python -m pytest tests -q
 
 demo: $(STAMP)

@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmseg_repmlp.cli.demo import (DEMO_CONFIG, data_root_options,
-                                    short_schedule_options)
+from mmseg_repmlp.cli.demo import (
+    DEMO_CONFIG,
+    data_root_options,
+    short_schedule_options,
+)
 from mmseg_repmlp.dataset_converters import convert_cityscapes
 from mmseg_repmlp.models.utils.norm_stats import randomize_norm_stats_
 from mmseg_repmlp.synthetic import generate_synthetic_cityscapes

@@ -10,10 +10,16 @@ import math
 import pytest
 import torch
 
-from mmseg_repmlp.benchmark import (CANDIDATES as ALL_CANDIDATES,
-                                    SMALL_PRESET, default_candidates,
-                                    load_arch, onnx_available, parse_shape,
-                                    resolve_settings, run_benchmark)
+from mmseg_repmlp.benchmark import CANDIDATES as ALL_CANDIDATES
+from mmseg_repmlp.benchmark import (
+    SMALL_PRESET,
+    default_candidates,
+    load_arch,
+    onnx_available,
+    parse_shape,
+    resolve_settings,
+    run_benchmark,
+)
 
 from .conftest import TINY_ARCH, run, tool
 

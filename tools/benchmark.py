@@ -14,9 +14,15 @@ environment to ``--out-json``. The work is done by
 import argparse
 from typing import List, Optional
 
-from mmseg_repmlp.benchmark import (CANDIDATES, format_markdown, load_arch,
-                                    parse_shape, resolve_settings,
-                                    run_benchmark, write_json)
+from mmseg_repmlp.benchmark import (
+    CANDIDATES,
+    format_markdown,
+    load_arch,
+    parse_shape,
+    resolve_settings,
+    run_benchmark,
+    write_json,
+)
 from mmseg_repmlp.utils.fileio import refuse_to_overwrite
 
 

@@ -1,9 +1,9 @@
 from mmseg.apis import show_result_pyplot
 
+from ..utils.images import read_image
+from ..utils.sizes import DEFAULT_CHECK_SIZE, check_size
 from .fast_inference import accelerate, is_accelerated
-from .images import read_image
 from .inference import inference_model, init_model
-from .sizes import DEFAULT_CHECK_SIZE, check_size
 
 __all__ = [
     'init_model', 'inference_model', 'read_image', 'show_result_pyplot',

@@ -39,8 +39,7 @@ its ``forward`` on the instance.
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import (Any, Callable, Dict, FrozenSet, List, Optional, Tuple,
-                    Union)
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
 import torch
 from mmseg.models.segmentors import EncoderDecoder
@@ -216,7 +215,7 @@ class CUDAGraphCache:
                     warnings.warn(
                         f'{self.max_graphs} input shapes already have a CUDA '
                         'graph; other shapes run eagerly. Resize inputs to '
-                        'a few fixed sizes to replay graphs for all.')
+                        'a few fixed sizes to replay graphs for all.', stacklevel=2)
                     self._warned = True
                 return self.fn(x)
             if self._pool is None and x.device.type == 'cuda':
@@ -403,7 +402,7 @@ def accelerate(model: nn.Module,
             f'{options.dtype} autocast has no native kernels on this CPU '
             f'({torch.backends.cpu.get_cpu_capability()}): it falls back to '
             'slow kernels. Time it against fp32 with tools/benchmark.py '
-            f'--device cpu --dtype {name} before using it.')
+            f'--device cpu --dtype {name} before using it.', stacklevel=2)
     segmentor.fast_options = options
     segmentor.__class__ = _fast_class(type(segmentor))
     return model

@@ -7,10 +7,14 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..checkpoint.deploy_ckpt import (build_segmentor, is_deploy_checkpoint,
-                                      read_checkpoint, set_deploy)
-from ..models.utils.ckpt_load import load_strict
+from ..checkpoint.deploy_ckpt import (
+    build_segmentor,
+    is_deploy_checkpoint,
+    read_checkpoint,
+    set_deploy,
+)
 from ..deploy import reparameterize_model
+from ..models.utils.ckpt_load import load_strict
 from .fast_inference import accelerate
 
 
@@ -81,7 +85,7 @@ def init_model(config: Union[str, Config],
         from mmseg.utils import get_classes, get_palette
         if ckpt is not None:
             warnings.warn(f'{checkpoint} has no dataset_meta; using '
-                          'Cityscapes classes and palette.')
+                          'Cityscapes classes and palette.', stacklevel=2)
         model.dataset_meta = dict(
             classes=get_classes('cityscapes'),
             palette=get_palette('cityscapes'))
@@ -109,7 +113,7 @@ def inference_model(model: torch.nn.Module, img):
     """
     from mmseg.apis import inference_model as mmseg_inference_model
 
-    from .images import read_image
+    from ..utils.images import read_image
     if isinstance(img, (list, tuple)):
         img = [read_image(i) if isinstance(i, str) else i for i in img]
     elif isinstance(img, str):

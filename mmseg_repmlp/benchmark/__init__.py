@@ -4,9 +4,18 @@ UPerNet baselines (ResNetV1c-50/101, Swin-T); see ``tools/benchmark.py``."""
 from .candidates import Candidate, build_candidate, model_config
 from .report import environment, format_markdown, write_json
 from .runner import measure_candidate, plans, run_benchmark
-from .settings import (BASELINES, CANDIDATES, SMALL_ARCH, SMALL_PRESET,
-                       BenchmarkSettings, default_candidates, load_arch,
-                       onnx_available, parse_shape, resolve_settings)
+from .settings import (
+                       BASELINES,
+                       CANDIDATES,
+                       SMALL_ARCH,
+                       SMALL_PRESET,
+                       BenchmarkSettings,
+                       default_candidates,
+                       load_arch,
+                       onnx_available,
+                       parse_shape,
+                       resolve_settings,
+)
 
 __all__ = [
     'BASELINES', 'CANDIDATES', 'SMALL_ARCH', 'SMALL_PRESET',

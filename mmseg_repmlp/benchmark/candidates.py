@@ -31,14 +31,21 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from ..checkpoint.deploy_ckpt import build_segmentor
-from ..utils.config_paths import config_path
 from ..deploy import is_deployed, reparameterize_model
 from ..export.onnx import export_onnx
 from ..export.runtime import ort_session
 from ..models.backbones.arch import get_arch
 from ..models.utils.norm_stats import randomize_norm_stats_
-from .settings import (BASELINES, CANDIDATES, REPMLP_DEPLOY, REPMLP_ONNX,
-                       REPMLP_TRAIN, BenchmarkSettings, Shape)
+from ..utils.config_paths import config_path
+from .settings import (
+    BASELINES,
+    CANDIDATES,
+    REPMLP_DEPLOY,
+    REPMLP_ONNX,
+    REPMLP_TRAIN,
+    BenchmarkSettings,
+    Shape,
+)
 
 NUM_CLASSES = 19
 REPMLP_CONFIG = 'cityscapes/upernet_repmlpnet.py'

@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..utils.fileio import atomic_write
 from ..export.onnx import DEFAULT_OPSET
+from ..utils.fileio import atomic_write
 from .settings import REPMLP_DEPLOY, REPMLP_ONNX, BenchmarkSettings
 from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY
 

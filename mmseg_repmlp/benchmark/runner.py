@@ -28,17 +28,41 @@ from ..apis.fast_inference import accelerate, is_accelerated
 from ..export.check import torch_reference
 from ..export.runtime import run_onnx
 from ..utils.compare import max_relative_difference
-from .candidates import (NUM_CLASSES, Candidate, build_candidate,
-                         describe_backbone, onnx_session, structure_of)
-from .complexity import (count_macs, count_params, tensors,
-                         worst_relative_difference)
+from .candidates import (
+    NUM_CLASSES,
+    Candidate,
+    build_candidate,
+    describe_backbone,
+    onnx_session,
+    structure_of,
+)
+from .complexity import (
+    count_macs,
+    count_params,
+    tensors,
+    worst_relative_difference,
+)
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
-from .timing import (ORT_ARENA, Timing, peak_memory_mb, profile_table,
-                     saved_for_backward_mb, time_workload)
-from .workloads import (CountedForward, forward_fn, image_metas,
-                        inference_workload, make_input, make_pixels,
-                        onnx_workload, train_workload, used_modules)
+from .timing import (
+    ORT_ARENA,
+    Timing,
+    peak_memory_mb,
+    profile_table,
+    saved_for_backward_mb,
+    time_workload,
+)
+from .workloads import (
+    CountedForward,
+    forward_fn,
+    image_metas,
+    inference_workload,
+    make_input,
+    make_pixels,
+    onnx_workload,
+    train_workload,
+    used_modules,
+)
 
 Log = Callable[[str], None]
 

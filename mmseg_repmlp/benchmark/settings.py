@@ -213,10 +213,10 @@ class BenchmarkSettings:
             raise ValueError('UPerNet takes four feature levels: give a '
                              '--arch with four stages.')
         if self.cudnn_benchmark and not self.is_cuda:
-            warnings.warn('--cudnn-benchmark has no effect on the CPU.')
+            warnings.warn('--cudnn-benchmark has no effect on the CPU.', stacklevel=2)
         if self.cuda_graph and 'train' in self.phases:
             warnings.warn('--cuda-graph applies to inference; training steps '
-                          'run without graphs for every candidate.')
+                          'run without graphs for every candidate.', stacklevel=2)
         return self
 
 

@@ -14,10 +14,10 @@ import torch
 from mmengine.config import Config
 
 from ..deploy import reparameterize_model
-from ..utils.compare import max_relative_difference
-from ..version import __version__
 from ..models.utils.ckpt_load import load_strict
+from ..utils.compare import max_relative_difference
 from ..utils.fileio import safe_torch_load
+from ..version import __version__
 
 DEPLOY_SUFFIX = '_deploy'
 

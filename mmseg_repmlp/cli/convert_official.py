@@ -8,8 +8,12 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..models.utils.ckpt_convert import (convert_official, describe_arch,
-                                         detect_layout, infer_arch)
+from ..models.utils.ckpt_convert import (
+    convert_official,
+    describe_arch,
+    detect_layout,
+    infer_arch,
+)
 from ..utils.fileio import atomic_save, safe_torch_load
 
 

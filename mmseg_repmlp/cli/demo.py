@@ -60,9 +60,9 @@ def _newest(pattern: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from ..utils.config_paths import config_path
     from ..dataset_converters import convert_cityscapes
     from ..synthetic import generate_synthetic_cityscapes
+    from ..utils.config_paths import config_path
     from . import image_demo
     from . import test as test_entry
     from . import train as train_entry

@@ -61,8 +61,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     import os
     args = parse_args(argv)
     # Cheap checks first: loading the model takes a while.
-    from ..utils.fileio import refuse_to_overwrite
     from ..export.onnx import MAX_OPSET, MIN_OPSET
+    from ..utils.fileio import refuse_to_overwrite
     try:
         refuse_to_overwrite(args.out, args.force)
     except FileExistsError as err:

@@ -25,8 +25,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    from ..apis import (inference_model, init_model, read_image,
-                        show_result_pyplot)
+    from ..apis import (
+        inference_model,
+        init_model,
+        read_image,
+        show_result_pyplot,
+    )
     try:
         image = read_image(args.img)
         model = init_model(args.config, args.checkpoint, device=args.device)

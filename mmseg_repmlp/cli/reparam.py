@@ -65,9 +65,12 @@ def verify_on_image(cfg: Config, checkpoint: str, image: str,
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401
+
     from ..apis import check_size
-    from ..checkpoint.deploy_ckpt import (make_deploy_checkpoint,
-                                          read_checkpoint)
+    from ..checkpoint.deploy_ckpt import (
+        make_deploy_checkpoint,
+        read_checkpoint,
+    )
     from ..utils.fileio import atomic_save
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

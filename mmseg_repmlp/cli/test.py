@@ -107,8 +107,8 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
-    from ..apis.fast_inference import (accelerate, is_accelerated,
-                                       segmentor_of)
+
+    from ..apis.fast_inference import accelerate, is_accelerated, segmentor_of
     from .preflight import check_inputs
     try:
         cfg = build_config(args)

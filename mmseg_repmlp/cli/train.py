@@ -121,6 +121,7 @@ def build_runner(cfg: Config) -> Runner:
 def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
+
     from .preflight import InputError, check_inputs
     cfg = build_config(args)
     try:

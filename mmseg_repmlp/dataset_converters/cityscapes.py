@@ -285,9 +285,9 @@ def _write_split_list(root: str, split: str, polygons: Sequence[str],
         warnings.warn(
             f'{root}/leftImg8bit/{split} does not exist: labels and '
             f'{split}.txt were written, but training also needs the '
-            'images (leftImg8bit_trainvaltest.zip).')
+            'images (leftImg8bit_trainvaltest.zip).', stacklevel=2)
     elif num_images < len(polygons):
         warnings.warn(
             f'{split}: {len(polygons)} annotations but only '
             f'{num_images} images in {root}/leftImg8bit/{split}; '
-            f'{split}.txt lists all annotated images.')
+            f'{split}.txt lists all annotated images.', stacklevel=2)

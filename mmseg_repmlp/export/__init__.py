@@ -1,6 +1,12 @@
 """Export of deployed segmentors to other runtimes (ONNX)."""
-from .check import (check_image, check_onnx, format_check, second_check_shape,
-                    torch_reference)
+from .check import (
+                    check_image,
+                    check_onnx,
+                    format_check,
+                    second_check_shape,
+                    torch_reference,
+)
+
 # check_image's former name, kept for its importers.
 from .check import check_image as load_image
 from .exportable import ExportableAdaptiveAvgPool2d, make_exportable

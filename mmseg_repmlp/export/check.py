@@ -5,9 +5,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..apis.images import read_image
-from ..utils.compare import (label_agreement, logits_to_labels,
-                             max_relative_difference)
+from ..utils.compare import (
+    label_agreement,
+    logits_to_labels,
+    max_relative_difference,
+)
+from ..utils.images import read_image
 from .runtime import ort_session, run_onnx, to_input_array
 
 

@@ -7,8 +7,11 @@
 torch, no mmseg.
 """
 from .ade20k import generate_synthetic_ade20k
-from .cityscapes import (LABEL_TRAIN_IDS, MARKER_FILE,
-                         generate_synthetic_cityscapes)
+from .cityscapes import (
+                         LABEL_TRAIN_IDS,
+                         MARKER_FILE,
+                         generate_synthetic_cityscapes,
+)
 
 __all__ = [
     'generate_synthetic_cityscapes', 'generate_synthetic_ade20k',

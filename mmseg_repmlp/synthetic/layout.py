@@ -15,9 +15,19 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .camera import Camera, Point
-from .objects import (SceneObject, building_style, car, depth_sample,
-                      ego_vehicle, jitter, person, pole, shadow, tree,
-                      vegetation_style)
+from .objects import (
+    SceneObject,
+    building_style,
+    car,
+    depth_sample,
+    ego_vehicle,
+    jitter,
+    person,
+    pole,
+    shadow,
+    tree,
+    vegetation_style,
+)
 
 __all__ = ['ImageEffects', 'Scene', 'layout_scene']
 

@@ -220,7 +220,7 @@ def _reuse(root: str, layout: DatasetLayout, previous: dict,
         warnings.warn(
             f'{root!r} already holds a synthetic {layout.dataset} dataset '
             f'made with {recorded}, not the requested {requested}; keeping '
-            'it. Pass overwrite=True (--overwrite) to regenerate it.')
+            'it. Pass overwrite=True (--overwrite) to regenerate it.', stacklevel=2)
     return dict(previous, root=root, generated=False)
 
 

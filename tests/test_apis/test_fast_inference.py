@@ -8,11 +8,18 @@ import torch
 from torch.testing import assert_close
 
 from mmseg_repmlp import reparameterize_model
-from mmseg_repmlp.apis import (accelerate, fast_inference, init_model,
-                               is_accelerated)
-from mmseg_repmlp.apis.fast_inference import (CUDAGraphCache,
-                                              FastEncoderDecoder,
-                                              native_cpu_dtype, resolve_dtype)
+from mmseg_repmlp.apis import (
+    accelerate,
+    fast_inference,
+    init_model,
+    is_accelerated,
+)
+from mmseg_repmlp.apis.fast_inference import (
+    CUDAGraphCache,
+    FastEncoderDecoder,
+    native_cpu_dtype,
+    resolve_dtype,
+)
 from mmseg_repmlp.utils import near_ties
 
 from ..conftest import CONFIG, randomize_

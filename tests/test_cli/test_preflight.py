@@ -6,8 +6,11 @@ from mmengine.config import Config
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from mmseg_repmlp.cli.preflight import (InputError, check_inputs,
-                                        dataset_problems)
+from mmseg_repmlp.cli.preflight import (
+    InputError,
+    check_inputs,
+    dataset_problems,
+)
 
 
 @DATASETS.register_module(force=True)

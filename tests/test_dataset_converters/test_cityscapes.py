@@ -6,8 +6,15 @@ import shutil
 import pytest
 
 from mmseg_repmlp.dataset_converters import convert_cityscapes as convert
-from ..test_synthetic.utils import (ALL, STEMS, ann_path, files_under,
-                                    label_path, small_converted_cityscapes)
+
+from ..test_synthetic.utils import (
+    ALL,
+    STEMS,
+    ann_path,
+    files_under,
+    label_path,
+    small_converted_cityscapes,
+)
 
 
 @pytest.fixture(scope='module')

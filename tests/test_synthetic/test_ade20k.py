@@ -9,9 +9,13 @@ import pytest
 from PIL import Image
 
 from mmseg_repmlp.dataset_converters import convert_cityscapes
-from mmseg_repmlp.synthetic import (LABEL_TRAIN_IDS, generate_synthetic_ade20k,
-                                    generate_synthetic_cityscapes)
+from mmseg_repmlp.synthetic import (
+    LABEL_TRAIN_IDS,
+    generate_synthetic_ade20k,
+    generate_synthetic_cityscapes,
+)
 from mmseg_repmlp.synthetic.ade20k import LABEL_ADE20K, MARKER_FILE
+
 from .utils import ALL, SMALL, files_under, label_path
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,17 @@ from PIL import Image
 from mmseg_repmlp.dataset_converters import convert_cityscapes as convert
 from mmseg_repmlp.synthetic import cityscapes
 from mmseg_repmlp.synthetic import generate_synthetic_cityscapes as generate
-from .utils import (ALL, SMALL, STEMS, ann_path, files_under, img_path,
-                    label_path, small_converted_cityscapes)
+
+from .utils import (
+    ALL,
+    SMALL,
+    STEMS,
+    ann_path,
+    files_under,
+    img_path,
+    label_path,
+    small_converted_cityscapes,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_IDS = set(range(19)) | {255}

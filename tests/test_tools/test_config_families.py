@@ -10,7 +10,6 @@ import re
 
 import cv2
 import numpy as np
-import pytest
 
 from ..conftest import REPO, run, tool
 

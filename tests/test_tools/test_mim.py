@@ -3,8 +3,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..conftest import REPO, env_without_pythonpath, run, train_options
 from mmseg_repmlp.cli.demo import DEMO_CONFIG
+
+from ..conftest import REPO, env_without_pythonpath, run, train_options
 
 
 def test_mim_train_and_test_from_a_wheel(tiny_cityscapes, tmp_path):

@@ -3,9 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_repmlp.utils import (ZERO_GUARD, label_agreement, logits_to_labels,
-                                max_relative_difference, near_ties,
-                                reference_scale)
+from mmseg_repmlp.utils import (
+    ZERO_GUARD,
+    label_agreement,
+    logits_to_labels,
+    max_relative_difference,
+    near_ties,
+    reference_scale,
+)
 
 
 def _pair(seed=0):

@@ -21,8 +21,10 @@ This script is a thin wrapper around
 import argparse
 import json
 
-from mmseg_repmlp.synthetic import (generate_synthetic_ade20k,
-                                    generate_synthetic_cityscapes)
+from mmseg_repmlp.synthetic import (
+    generate_synthetic_ade20k,
+    generate_synthetic_cityscapes,
+)
 
 WRITERS = dict(cityscapes=generate_synthetic_cityscapes,
                ade20k=generate_synthetic_ade20k)

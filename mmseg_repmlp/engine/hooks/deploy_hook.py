@@ -7,9 +7,13 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS
 
-from ...checkpoint.deploy_ckpt import (deploy_path, make_deploy_checkpoint,
-                                       read_checkpoint)
+from ...checkpoint.deploy_ckpt import (
+    deploy_path,
+    make_deploy_checkpoint,
+    read_checkpoint,
+)
 from ...utils.fileio import atomic_save
+from ...utils.sizes import check_size
 
 
 def _iteration(path: str) -> Optional[int]:
@@ -56,9 +60,6 @@ class RepMLPDeployHook(Hook):
             return None
         if self.verify_size:
             return self.verify_size
-        # Imported here: ``import mmseg_repmlp`` registers this hook, and
-        # need not import mmseg.apis for it.
-        from ...apis.sizes import check_size
         return check_size(runner.cfg)
 
     def _sources(self, runner):

@@ -11,7 +11,6 @@ classification head is not built.
 """
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS

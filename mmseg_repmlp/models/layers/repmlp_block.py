@@ -12,8 +12,13 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
-from ..utils.reparam import (conv_with, depthwise_conv_to_fc,
-                             fuse_fc_bn_per_shareset, pad_kernel, sum_kernels)
+from ..utils.reparam import (
+    conv_with,
+    depthwise_conv_to_fc,
+    fuse_fc_bn_per_shareset,
+    pad_kernel,
+    sum_kernels,
+)
 from .conv_bn import ConvBN
 from .window import pad_to_multiple, window_partition, window_reverse
 

@@ -5,8 +5,13 @@ from typing import Dict, Mapping, Optional, Type, Union
 from torch import Tensor, nn
 
 from ...utils.fileio import safe_torch_load
-from .ckpt_convert import (convert_official, describe_arch, detect_layout,
-                           infer_arch, strip_prefix)
+from .ckpt_convert import (
+    convert_official,
+    describe_arch,
+    detect_layout,
+    infer_arch,
+    strip_prefix,
+)
 
 
 def extract_backbone_state(

@@ -2,8 +2,12 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from mmseg_repmlp.models.layers import (RepMLPBlock, pad_to_multiple,
-                                        window_partition, window_reverse)
+from mmseg_repmlp.models.layers import (
+    RepMLPBlock,
+    pad_to_multiple,
+    window_partition,
+    window_reverse,
+)
 
 
 @pytest.mark.parametrize('shape,window,sharesets', [

@@ -9,8 +9,12 @@ import pytest
 import torch
 
 from mmseg_repmlp import reparameterize_model
-from mmseg_repmlp.checkpoint import (convert_official, detect_layout,
-                                     infer_arch, load_backbone)
+from mmseg_repmlp.checkpoint import (
+    convert_official,
+    detect_layout,
+    infer_arch,
+    load_backbone,
+)
 from mmseg_repmlp.models import ARCHS, RepMLPNet
 from mmseg_repmlp.models.layers import RepMLPBlock
 

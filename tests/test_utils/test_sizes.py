@@ -2,7 +2,7 @@
 from mmengine.config import Config
 from torch import nn
 
-from mmseg_repmlp.apis import DEFAULT_CHECK_SIZE, check_size
+from mmseg_repmlp.utils.sizes import DEFAULT_CHECK_SIZE, check_size
 
 from ..conftest import CONFIG
 
