@@ -2,8 +2,8 @@
 
 mmcv 2.1.0 has no wheel for the pinned torch: install torch first, then build
 mmcv with its ops (see the Makefile's ``install`` target, which does all of it).
-A non-editable install also ships ``configs/`` and ``tools/`` inside the
-package as ``mmseg_repmlp/.mim`` so that ``mim train/test mmseg_repmlp`` finds
+A non-editable install also ships ``configs/``, ``tools/`` and
+``model-index.yml`` inside the package as ``mmseg_repmlp/.mim`` so that ``mim train/test mmseg_repmlp`` finds
 them.
 """
 import os
@@ -14,7 +14,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def read_requirements(*names):
@@ -36,7 +36,7 @@ def version():
 
 
 def add_mim_extension():
-    """Copy configs/ and tools/ into mmseg_repmlp/.mim for a wheel or sdist."""
+    """Copy MIM_FILES into mmseg_repmlp/.mim for a wheel or sdist."""
     if not any(cmd in sys.argv
                for cmd in ('bdist_wheel', 'sdist', 'install', 'build')):
         return
@@ -48,9 +48,11 @@ def add_mim_extension():
             shutil.rmtree(dst)
         elif osp.lexists(dst):
             os.remove(dst)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
-            '__pycache__', '*.pyc'))
-
+        if osp.isdir(src):
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
 
 if __name__ == '__main__':
     add_mim_extension()

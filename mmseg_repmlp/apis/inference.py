@@ -6,8 +6,11 @@ from typing import Optional, Union
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
+from mmseg.utils import get_classes, get_palette
 
 from ..checkpoint.deploy_ckpt import (
+    backbone_cfgs,
     build_segmentor,
     is_deploy_checkpoint,
     read_checkpoint,
@@ -18,9 +21,37 @@ from ..models.utils.ckpt_load import load_strict
 from .fast_inference import accelerate
 
 
+def _resolve_device(device: Optional[str]) -> str:
+    if device is None:
+        return 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    if str(device).startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r}, but this PyTorch has no CUDA device "
+            "(torch.cuda.is_available() is False); use device='cpu', or "
+            'leave device out to pick one.')
+    return device
+
+
+def _config_dataset_meta(cfg: Config) -> dict:
+    """Classes and palette of the config's test dataset (its ``metainfo``,
+    else its class's ``METAINFO``), for a checkpoint without them."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    while 'dataset' in dataset:  # wrappers such as RepeatDataset
+        dataset = dataset['dataset']
+    metainfo = dict(dataset.get('metainfo') or {})
+    cls = DATASETS.get(dataset.get('type', 'CityscapesDataset'))
+    default = dict(getattr(cls, 'METAINFO', None) or {})
+    meta = dict(classes=metainfo.get('classes', default.get('classes')),
+                palette=metainfo.get('palette', default.get('palette')))
+    if not meta['classes']:
+        meta = dict(classes=get_classes('cityscapes'),
+                    palette=get_palette('cityscapes'))
+    return meta
+
+
 def init_model(config: Union[str, Config],
                checkpoint: Optional[str] = None,
-               device: str = 'cuda:0',
+               device: Optional[str] = None,
                cfg_options: Optional[dict] = None,
                deploy: bool = True,
                *,
@@ -39,7 +70,8 @@ def init_model(config: Union[str, Config],
         config (str | Config): Config file or object.
         checkpoint (str, optional): Training or deploy checkpoint. Without
             one the model keeps its random initialisation. Default: None.
-        device (str): Device of the model. Default: 'cuda:0'.
+        device (str, optional): Device of the model. Default: None
+            (``'cuda:0'`` where CUDA is available, else ``'cpu'``).
         cfg_options (dict, optional): Overrides merged into the config.
         deploy (bool): Return the deploy structure. Default: True.
         compile (bool | str): ``torch.compile`` the backbone and heads
@@ -65,11 +97,10 @@ def init_model(config: Union[str, Config],
     if deployed_ckpt and not deploy:
         raise ValueError(f'{checkpoint} is a deploy checkpoint; it cannot be '
                          'loaded with deploy=False.')
+    device = _resolve_device(device)
     set_deploy(cfg, deploy=deployed_ckpt)
-    if not deployed_ckpt:
-        for key in ('backbone', ):
-            if key in cfg.model:
-                cfg.model[key]['init_cfg'] = None
+    for backbone in backbone_cfgs(cfg.model):  # TTA-wrapped configs too
+        backbone['init_cfg'] = None
     cfg.model.pretrained = None
     cfg.model.train_cfg = None
     # inference_model builds the test pipeline from the default scope.
@@ -82,13 +113,11 @@ def init_model(config: Union[str, Config],
     if 'dataset_meta' in meta:
         model.dataset_meta = meta['dataset_meta']
     else:
-        from mmseg.utils import get_classes, get_palette
+        model.dataset_meta = _config_dataset_meta(cfg)
         if ckpt is not None:
-            warnings.warn(f'{checkpoint} has no dataset_meta; using '
-                          'Cityscapes classes and palette.', stacklevel=2)
-        model.dataset_meta = dict(
-            classes=get_classes('cityscapes'),
-            palette=get_palette('cityscapes'))
+            warnings.warn(
+                f'{checkpoint} has no dataset_meta; using the classes and '
+                "palette of the config's test dataset.", stacklevel=2)
     model.eval()
     if deploy and not deployed_ckpt:
         model = reparameterize_model(model, inplace=True)

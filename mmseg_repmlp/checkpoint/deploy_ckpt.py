@@ -28,12 +28,12 @@ def deploy_path(path: str) -> str:
     return f'{root}{DEPLOY_SUFFIX}{ext or ".pth"}'
 
 
-def _backbone_cfgs(model_cfg: Mapping):
+def backbone_cfgs(model_cfg: Mapping):
     """Backbone configs of a model config (also inside a TTA wrapper)."""
     if 'backbone' in model_cfg:
         yield model_cfg['backbone']
     if 'module' in model_cfg:
-        yield from _backbone_cfgs(model_cfg['module'])
+        yield from backbone_cfgs(model_cfg['module'])
 
 
 def set_deploy(cfg: Config, deploy: bool = True) -> Config:
@@ -41,7 +41,7 @@ def set_deploy(cfg: Config, deploy: bool = True) -> Config:
 
     A deploy model needs no pretrained initialisation, so ``init_cfg`` goes.
     """
-    for backbone in _backbone_cfgs(cfg.model):
+    for backbone in backbone_cfgs(cfg.model):
         if backbone.get('type') == 'RepMLPNet':
             backbone['deploy'] = deploy
             if deploy:
@@ -111,7 +111,7 @@ def make_deploy_checkpoint(
     if is_deploy_checkpoint(checkpoint):
         raise ValueError(f'{source} is already a deploy checkpoint.')
     train_cfg = set_deploy(copy.deepcopy(cfg), deploy=False)
-    for backbone in _backbone_cfgs(train_cfg.model):
+    for backbone in backbone_cfgs(train_cfg.model):
         backbone['init_cfg'] = None
     # Building initialises weights from the global generator; a hook that
     # does this mid-training must not shift the run's random stream.

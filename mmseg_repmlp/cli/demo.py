@@ -16,6 +16,13 @@ import glob
 import os.path as osp
 from typing import List, Optional
 
+from ..dataset_converters import convert_cityscapes
+from ..synthetic import generate_synthetic_cityscapes
+from ..utils.config_paths import config_path
+from . import image_demo
+from . import test as test_entry
+from . import train as train_entry
+
 DEMO_CONFIG = 'demo/upernet_repmlpnet-tiny_1xb4-600_synthetic-cityscapes-128x256.py'
 
 
@@ -60,13 +67,6 @@ def _newest(pattern: str) -> str:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from ..dataset_converters import convert_cityscapes
-    from ..synthetic import generate_synthetic_cityscapes
-    from ..utils.config_paths import config_path
-    from . import image_demo
-    from . import test as test_entry
-    from . import train as train_entry
-
     config = args.config or config_path(DEMO_CONFIG)
     work_dir = osp.abspath(args.work_dir)
     data_root = osp.join(work_dir, 'data', 'cityscapes')

@@ -14,12 +14,16 @@ PyTorch on IMAGE (random pixels when none is given); OUT is written only if
 they agree.
 """
 import argparse
+import os
 import sys
 from typing import List, Optional
 
+from ..apis import check_size, init_model
+from ..export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_segmentor
+from ..utils.fileio import refuse_to_overwrite
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from ..export.onnx import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
     parser = argparse.ArgumentParser(
         description='Export the deployed segmentor to ONNX, checked against '
         'PyTorch in onnxruntime.',
@@ -58,11 +62,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    import os
     args = parse_args(argv)
     # Cheap checks first: loading the model takes a while.
-    from ..export.onnx import MAX_OPSET, MIN_OPSET
-    from ..utils.fileio import refuse_to_overwrite
     try:
         refuse_to_overwrite(args.out, args.force)
     except FileExistsError as err:
@@ -77,8 +78,6 @@ def main(argv: Optional[List[str]] = None) -> None:
                  f'exporter stops at {MAX_OPSET}); got {args.opset}.')
     if args.shape and min(args.shape) < 1:
         sys.exit(f'error: --shape must be positive; got {args.shape}.')
-    from ..apis import check_size, init_model
-    from ..export.onnx import export_segmentor
     try:
         model = init_model(args.config, args.checkpoint, device='cpu')
         export_segmentor(

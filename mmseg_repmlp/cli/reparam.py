@@ -14,6 +14,13 @@ from typing import List, Optional
 import torch
 from mmengine.config import Config, DictAction
 
+from ..apis import inference_model, init_model
+from ..checkpoint.deploy_ckpt import make_deploy_checkpoint, read_checkpoint
+from ..deploy import reparameterize_model
+from ..utils.compare import label_agreement, max_relative_difference
+from ..utils.fileio import atomic_save
+from ..utils.sizes import check_size
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -42,9 +49,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def verify_on_image(cfg: Config, checkpoint: str, image: str,
                     tolerance: float) -> None:
     """Compare training-time and deploy models on ``image``; raise if off."""
-    from ..apis import inference_model, init_model
-    from ..deploy import reparameterize_model
-    from ..utils.compare import label_agreement, max_relative_difference
     model = init_model(cfg, checkpoint, device='cpu', deploy=False)
     deployed = reparameterize_model(model)
     ref, out = inference_model(model, image), inference_model(deployed, image)
@@ -64,14 +68,6 @@ def verify_on_image(cfg: Config, checkpoint: str, image: str,
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    import mmseg_repmlp  # noqa: F401
-
-    from ..apis import check_size
-    from ..checkpoint.deploy_ckpt import (
-        make_deploy_checkpoint,
-        read_checkpoint,
-    )
-    from ..utils.fileio import atomic_save
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -11,6 +11,9 @@ from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
+from ..apis.fast_inference import accelerate, is_accelerated, segmentor_of
+from ..checkpoint.deploy_ckpt import configure_for_checkpoint
+from .preflight import check_inputs
 from .train import build_runner, load_config
 
 
@@ -87,7 +90,6 @@ def _trigger_visualization_hook(cfg: Config, args: argparse.Namespace):
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    from ..checkpoint.deploy_ckpt import configure_for_checkpoint
     cfg = load_config(args)
     # Loaded strictly in main(), not by MMEngine's lenient load_from.
     cfg.load_from = None
@@ -106,10 +108,6 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
-    import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
-
-    from ..apis.fast_inference import accelerate, is_accelerated, segmentor_of
-    from .preflight import check_inputs
     try:
         cfg = build_config(args)
         check_inputs(cfg, phases=('test', ), need_pretrained=False)

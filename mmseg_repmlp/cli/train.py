@@ -10,9 +10,14 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+from ..checkpoint.resume import find_resumable_checkpoint
+from .preflight import InputError, check_inputs
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -71,7 +76,6 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = args.resume
     if args.resume and not cfg.get('load_from'):
-        from ..checkpoint.resume import find_resumable_checkpoint
         # The newest *complete* checkpoint, even if MMEngine's
         # last_checkpoint names one that is gone or was cut short.
         cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
@@ -97,8 +101,6 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     then skips its own set-up), let DDP wrap the CPU model without device ids,
     and use per-process BN for SyncBN, which needs CUDA.
     """
-    import torch
-    import torch.distributed as dist
     if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
         return
     if not dist.is_initialized():
@@ -120,9 +122,6 @@ def build_runner(cfg: Config) -> Runner:
 
 def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
-    import mmseg_repmlp  # noqa: F401  (registers modules, safe loading)
-
-    from .preflight import InputError, check_inputs
     cfg = build_config(args)
     try:
         check_inputs(cfg, phases=('train', 'val'))

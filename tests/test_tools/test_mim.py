@@ -39,3 +39,17 @@ def test_mim_train_and_test_from_a_wheel(tiny_cityscapes, tmp_path):
                 f'test_dataloader.dataset.data_root={tiny_cityscapes}'],
                cwd=tmp_path, env=env)
     assert 'mIoU' in done.stdout + done.stderr
+
+    # A config of the user's, outside any checkout, inherits by package.
+    mine = tmp_path / 'my_config.py'
+    mine.write_text("_base_ = ['mmseg_repmlp::custom/upernet_repmlpnet-t256_"
+                    "1xb4-20k_custom-512x512.py']\n"
+                    "train_dataloader = dict(dataset=dict(data_root='x'))\n")
+    done = run([sys.executable, '-c',
+                'import mmseg_repmlp\nfrom mmengine.config import Config\n'
+                f'cfg = Config.fromfile({str(mine)!r})\n'
+                'print(mmseg_repmlp.__file__, cfg.model.decode_head.num_classes,'
+                ' cfg.train_dataloader.dataset.data_root)'], cwd=tmp_path,
+               env=env)
+    assert done.stdout.split() == [
+        str(site / 'mmseg_repmlp' / '__init__.py'), '3', 'x']

@@ -1,0 +1,129 @@
+"""Benchmark UPerNet + RepMLPNet (train and deploy structure, and the deploy
+segmentor exported to ONNX in onnxruntime on the CPU) against
+MMSegmentation's UPerNet ResNetV1c-50/101 and Swin-T baselines.
+
+    python tools/benchmark.py --small --mode both     # ~3 min on 2 CPU cores
+    python tools/benchmark.py --device cuda --dtype bf16 --mode both \
+        --shapes 512x1024 1024x2048 --cudnn-benchmark --cuda-graph \
+        --out-json bench.json
+
+Prints a markdown table per workload and writes every number with the
+environment to ``--out-json``. The work is done by
+:mod:`mmseg_repmlp.benchmark`.
+"""
+import argparse
+from typing import List, Optional
+
+from ..benchmark import (
+    CANDIDATES,
+    format_markdown,
+    load_arch,
+    parse_shape,
+    resolve_settings,
+    run_benchmark,
+    write_json,
+)
+from ..utils.fileio import refuse_to_overwrite
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Latency, throughput, memory, parameters and FLOPs of '
+        'UPerNet + RepMLPNet and MMSegmentation UPerNet baselines. Options '
+        'not given come from --small (if set), then the defaults.')
+    parser.add_argument('--device', choices=['cpu', 'cuda'],
+                        help='default: cuda if available, else cpu')
+    shapes = parser.add_mutually_exclusive_group()
+    shapes.add_argument('--shape', nargs=2, type=int, metavar=('H', 'W'),
+                        help='inference input size (default 1024 2048)')
+    shapes.add_argument('--shapes', nargs='+', metavar='HxW',
+                        help='several inference sizes, e.g. 512x1024 '
+                        '1024x2048')
+    parser.add_argument('--batch', type=int, help='inference batch (1)')
+    parser.add_argument('--dtype', choices=['fp32', 'bf16', 'fp16'],
+                        help='autocast dtype (fp32 = no autocast)')
+    parser.add_argument('--mode', choices=['inference', 'train', 'both'],
+                        default='inference', help='what to time')
+    parser.add_argument('--scope', choices=['backbone', 'segmentor', 'both'],
+                        default='both',
+                        help='backbone alone and/or the whole segmentor')
+    parser.add_argument('--train-shape', nargs=2, type=int,
+                        metavar=('H', 'W'),
+                        help='training crop size (512 1024)')
+    parser.add_argument('--train-batch', type=int,
+                        help='crops per training step (2)')
+    parser.add_argument('--arch', help='RepMLPNet variant (B256) or path of '
+                        'a JSON arch dict')
+    parser.add_argument('--head-channels', type=int,
+                        help='UPerNet channels for every candidate (512)')
+    parser.add_argument('--candidates', nargs='+', choices=CANDIDATES,
+                        help='subset to run (default: all; repmlp-onnx '
+                        'only when onnx and onnxruntime are installed)')
+    parser.add_argument('--warmup', type=int,
+                        help='untimed calls (cuda 10, cpu 1)')
+    parser.add_argument('--repeats', type=int,
+                        help='timed calls (cuda 50, cpu 5)')
+    parser.add_argument('--channels-last', action='store_true', default=None)
+    parser.add_argument('--cudnn-benchmark', action='store_true',
+                        default=None)
+    parser.add_argument('--compile', action='store_true', default=None,
+                        help='also time every workload with the backbone '
+                        'and heads torch.compile-d, next to the eager run')
+    parser.add_argument('--cuda-graph', action='store_true', default=None,
+                        help='also time inference replayed as CUDA graphs '
+                        '(CUDA only), next to the eager run')
+    parser.add_argument('--peak-tflops', type=float,
+                        help='device dense bf16 peak for the %% peak column '
+                        '(default by GPU name: H100/H200 989)')
+    parser.add_argument('--profile', action='store_true', default=None,
+                        help='print the top 15 operators/kernels of each '
+                        'inference workload')
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--threads', type=int,
+                        help='CPU intra-op threads (default: one per core)')
+    parser.add_argument('--out-json', metavar='PATH',
+                        help='write every number and the environment here '
+                        '(updated after each candidate, "complete": true '
+                        'once the run has finished)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing --out-json file')
+    parser.add_argument('--small', action='store_true',
+                        help='small inputs, a small RepMLPNet and a narrow '
+                        'head: a few minutes on 2 CPU cores')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    phases = ('inference', 'train') if args.mode == 'both' else (args.mode, )
+    scopes = (('backbone', 'segmentor') if args.scope == 'both' else
+              (args.scope, ))
+    try:
+        shapes = ([parse_shape(s) for s in args.shapes] if args.shapes else
+                  [tuple(args.shape)] if args.shape else None)
+        settings = resolve_settings(
+            dict(device=args.device, shapes=shapes, batch=args.batch,
+                 dtype=args.dtype,
+                 phases=phases, scopes=scopes,
+                 train_shape=args.train_shape, train_batch=args.train_batch,
+                 arch=load_arch(args.arch) if args.arch else None,
+                 head_channels=args.head_channels,
+                 candidates=args.candidates, warmup=args.warmup,
+                 repeats=args.repeats, channels_last=args.channels_last,
+                 cudnn_benchmark=args.cudnn_benchmark, compile=args.compile,
+                 cuda_graph=args.cuda_graph, peak_tflops=args.peak_tflops,
+                 profile=args.profile, seed=args.seed,
+                 threads=args.threads),
+            small=args.small)
+        if args.out_json:  # checked before the run, not after it
+            refuse_to_overwrite(args.out_json, args.force)
+    except (ValueError, KeyError, TypeError, FileExistsError) as err:
+        raise SystemExit(f'benchmark: {err}') from None
+    save = ((lambda result: write_json(result, args.out_json))
+            if args.out_json else None)
+    result = run_benchmark(settings, on_progress=save)
+    print(format_markdown(result))
+    if args.out_json:
+        write_json(result, args.out_json)
+        print(f'\nJSON: {args.out_json}')
+
