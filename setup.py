@@ -3,8 +3,8 @@
 mmcv 2.1.0 has no wheel for the pinned torch: install torch first, then build
 mmcv with its ops (see the Makefile's ``install`` target, which does all of it).
 A non-editable install also ships ``configs/``, ``tools/`` and
-``model-index.yml`` inside the package as ``mmseg_repmlp/.mim`` so that ``mim train/test mmseg_repmlp`` finds
-them.
+``model-index.yml`` inside the package as ``mmseg_repmlp/.mim`` so that
+``mim train/test mmseg_repmlp`` and ``mmseg_repmlp::`` config bases find them.
 """
 import os
 import os.path as osp
