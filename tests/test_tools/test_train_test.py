@@ -34,7 +34,7 @@ def test_training_writes_checkpoints_and_deploy_twins(trained):
     # losses are not repeated for every conversion.
     written = re.findall(r'Deploy checkpoint (\S+) written', log)
     assert len(written) == len(set(written)) >= 3, written
-    assert log.count('``build_loss`` would be deprecated') <= 1
+    assert log.count('UserWarning: ``build_loss``') <= 1
     assert 'Converting a tensor with requires_grad=True' not in log
 
 

@@ -34,7 +34,8 @@ class RNGStateHook(Hook):
         self._pending = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if getattr(runner, '_resume', False):
+        # Only a resumed run continues the streams (not load_from).
+        if runner.cfg.get('resume', False):
             self._pending = checkpoint.get('rng_state')
 
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:

@@ -144,7 +144,7 @@ class RepMLPNet(BaseModule):
             load_backbone(
                 self, cfg['checkpoint'], map_location=cfg.get('map_location',
                                                               'cpu'))
-            self._is_init = True
+            self.is_init = True
             return
         super().init_weights()
 
