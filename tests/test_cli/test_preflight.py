@@ -10,6 +10,7 @@ from mmseg_repmlp.cli.preflight import (
     InputError,
     check_inputs,
     dataset_problems,
+    pretrained_problems,
 )
 
 
@@ -122,3 +123,15 @@ def test_missing_folder_says_how_to_prepare(tmp_path):
     assert len(problems) == 1 and 'does not exist' in problems[0]
     assert 'To prepare it, prepare it' not in problems[0]
     assert 'Your own dataset' in problems[0]
+
+
+def test_missing_pretrained_file_of_a_custom_arch_names_no_release():
+    cfg = Config(dict(model=dict(backbone=dict(
+        arch=dict(channels=(8, 16, 32, 64)),
+        init_cfg=dict(type='Pretrained', checkpoint='pretrain/mine.pth')))))
+    problems = pretrained_problems(cfg)
+    assert len(problems) == 1 and 'custom arch' in problems[0]
+    assert 'RepMLPNet-custom' not in problems[0]
+    assert 'init_cfg=None' in problems[0]
+    cfg.model.backbone.arch = 'T256'
+    assert 'RepMLPNet-T256-train-*.pth' in pretrained_problems(cfg)[0]
