@@ -5,8 +5,6 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import mmseg_repmlp.apis
-import mmseg_repmlp.deploy
 from mmseg_repmlp.cli import reparam
 
 
@@ -18,11 +16,11 @@ def _sample(logits):
 
 def _verify(monkeypatch, ref_logits, deploy_logits):
     models = {'train': ref_logits, 'deploy': deploy_logits}
-    monkeypatch.setattr(mmseg_repmlp.apis, 'init_model',
-                        lambda *args, **kwargs: 'train')
-    monkeypatch.setattr(mmseg_repmlp.deploy, 'reparameterize_model',
+    # The names the tool looks up (imported into its module).
+    monkeypatch.setattr(reparam, 'init_model', lambda *args, **kwargs: 'train')
+    monkeypatch.setattr(reparam, 'reparameterize_model',
                         lambda model: 'deploy')
-    monkeypatch.setattr(mmseg_repmlp.apis, 'inference_model',
+    monkeypatch.setattr(reparam, 'inference_model',
                         lambda model, image: _sample(models[model]))
     reparam.verify_on_image(Config(), 'iter.pth', 'image.png', 1e-4)
 
