@@ -113,3 +113,13 @@ def test_tiny_image_is_segmented(trained, tmp_path):
     cv2.imwrite(str(path), np.full((3, 5, 3), 127, np.uint8))
     assert inference_model(model, str(path)).pred_sem_seg.data.shape[-2:] \
         == (3, 5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a CPU-only machine')
+def test_init_model_picks_the_cpu_without_cuda():
+    model = init_model(CONFIG)  # MMSegmentation's default would be cuda:0
+    assert next(model.parameters()).device.type == 'cpu'
+    # No dataset_meta in a checkpoint: the config's dataset's classes.
+    assert model.dataset_meta['classes'][0] == 'road'
+    with pytest.raises(ValueError, match="use device='cpu'"):
+        init_model(CONFIG, device='cuda:0')
