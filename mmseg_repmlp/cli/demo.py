@@ -100,8 +100,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
         glob.glob(osp.join(data_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
     out_file = osp.join(work_dir, 'demo_overlay.png')
     print(f'[4/4] Segmenting {image} with the deploy model -> {out_file}')
+    # The overlay is the demo's own output in its work dir: a second run
+    # (which resumes the training) draws it again.
     image_demo.main([image, config, deploy_ckpt, '--out-file', out_file,
-                     '--opacity', '0.6'])
+                     '--opacity', '0.6', '--force'])
 
     print('\nDemo finished.')
     print(f'  val mIoU (deploy model, whole 256x512 images): '
