@@ -21,7 +21,7 @@ from mmseg_repmlp.benchmark import (
     run_benchmark,
 )
 
-from .conftest import TINY_ARCH, run, tool
+from .conftest import CONFIG, TINY_ARCH, run, tool
 
 CANDIDATES = ('repmlp-train', 'repmlp-deploy', 'repmlp-onnx', 'resnet50')
 
@@ -354,3 +354,95 @@ def test_agreement_columns_take_the_worst_output_and_keep_nan():
     assert worst_relative_difference(ref, out) == pytest.approx(0.25)
     broken = (torch.full((2, 3), float('nan')), out[1])
     assert math.isnan(worst_relative_difference(ref, broken))
+
+
+def test_p90_lies_between_the_median_and_the_max():
+    from mmseg_repmlp.benchmark.timing import Timing
+    summary = Timing.summary([float(v) for v in range(1, 11)])
+    assert summary['median'] < summary['p90'] <= summary['max']
+    assert summary['p90'] == pytest.approx(9.1)
+    assert Timing.summary([4.0])['p90'] == 4.0
+
+
+def _cpu_flags():
+    """The CPU's flags from /proc/cpuinfo, None where it has none."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            lines = [line for line in f if line.startswith('flags')]
+    except OSError:
+        return None
+    return set(lines[0].split(':', 1)[1].split()) if lines else None
+
+
+@pytest.fixture(scope='module')
+def own_onnx(trained, tmp_path_factory):
+    """An export of the trained model at 64x128, and one of the same
+    model with another decode-head bias: the benchmark must run the files
+    it is given, and say which one differs from the checkpoint."""
+    from mmseg_repmlp.apis import init_model
+    from mmseg_repmlp.export.onnx import export_onnx
+    work, _ = trained
+    folder = tmp_path_factory.mktemp('own_onnx')
+    model = init_model(CONFIG, str(work / 'iter_4_deploy.pth'), device='cpu')
+    export_onnx(model, str(folder / 'model.onnx'), (64, 128))
+    with torch.no_grad():
+        model.decode_head.conv_seg.bias[0] += 10.0
+    export_onnx(model, str(folder / 'other.onnx'), (64, 128))
+    return folder / 'model.onnx', folder / 'other.onnx'
+
+
+def test_own_model_is_timed_next_to_its_onnx_files(trained, own_onnx,
+                                                   tmp_path):
+    work, _ = trained
+    out = tmp_path / 'own.json'
+    done = run([
+        *tool('benchmark.py'), CONFIG, work / 'iter_4.pth', '--onnx',
+        *own_onnx, '--repeats', 1, '--warmup', 0, '--shape', 64, 128,
+        '--threads', 1, '--out-json', out
+    ], timeout=600)
+    result = json.loads(out.read_text())
+    records = {r['candidate']: r for r in result['records']}
+    assert list(records) == ['pytorch-deploy', 'pytorch-train',
+                             'onnx:model.onnx', 'onnx:other.onnx']
+    for name, rec in records.items():
+        assert rec['error'] is None and rec['skipped'] is None, name
+        assert rec['input_shape'] == [1, 3, 64, 128]
+        assert rec['latency_ms']['p90'] > 0 and rec['images_per_s'] > 0
+        assert rec['ratio_to']['pytorch-deploy'] > 0
+        assert f'| {name} |' in done.stdout
+    # Against the training form of the checkpoint: the deploy form and its
+    # export agree; the other file does not, so it is the file that ran.
+    assert records['pytorch-deploy']['deploy_vs_train_max_rel_diff'] < 1e-4
+    assert records['onnx:model.onnx']['deploy_vs_train_max_rel_diff'] < 1e-4
+    assert records['onnx:other.onnx']['deploy_vs_train_max_rel_diff'] > 1e-2
+    env = result['environment']
+    assert env['onnxruntime']
+    flags = _cpu_flags()
+    if flags is not None:
+        for flag in ('avx2', 'avx512f', 'avx512_bf16', 'avx512_vnni'):
+            assert (flag in env['cpu_features']) == (flag in flags), flag
+        assert {f for f in env['cpu_features'] if f.startswith('amx')} == \
+            {f for f in flags if f.startswith('amx_')}
+    assert result['settings']['config'] == CONFIG
+    for text in ('p90 ms', 'img/s', 'lat/pytorch-deploy', 'vs reference',
+                 'features:', 'onnxruntime ' + env['onnxruntime']):
+        assert text in done.stdout, text
+
+
+def test_own_model_options_are_checked_before_anything_runs(trained,
+                                                            own_onnx):
+    from mmseg_repmlp.cli.benchmark import main
+    work, _ = trained
+    ckpt = str(work / 'iter_4_deploy.pth')
+    onnx = str(own_onnx[0])
+    for argv, message in (
+        ([CONFIG, ckpt, '--arch', 'B256'], 'backbone comparison'),
+        ([CONFIG, ckpt, '--mode', 'train'], 'backbone comparison'),
+        ([CONFIG], 'CHECKPOINT'),
+        (['--onnx', onnx], 'CONFIG and CHECKPOINT'),
+        ([CONFIG, ckpt, '--onnx', onnx, '--shape', 64, 96],
+         '--shape 64 128'),
+        ([CONFIG, ckpt, '--onnx', ckpt], 'not an ONNX model'),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            main([str(a) for a in argv])

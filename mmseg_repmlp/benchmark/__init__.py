@@ -1,6 +1,7 @@
 """Speed, memory and FLOPs of UPerNet + RepMLPNet (PyTorch train and deploy
 structures, and the deploy segmentor in onnxruntime) against MMSegmentation's
-UPerNet baselines (ResNetV1c-50/101, Swin-T); see ``tools/benchmark.py``."""
+UPerNet baselines (ResNetV1c-50/101, Swin-T), or of the user's own model
+and its ONNX files (:mod:`.own_model`); see ``tools/benchmark.py``."""
 from .candidates import Candidate, build_candidate, model_config
 from .report import environment, format_markdown, write_json
 from .runner import measure_candidate, plans, run_benchmark

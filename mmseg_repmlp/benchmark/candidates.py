@@ -21,7 +21,7 @@ import os.path as osp
 import tempfile
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -77,6 +77,9 @@ class Candidate:
         eager_outputs (dict): Outputs (on the CPU) of each eager inference
             plan that has a fast-path twin, kept until the twin is compared
             with them.
+        onnx_file (str, optional): For an ONNX candidate, the exported file
+            to run instead of exporting ``model`` (``tools/benchmark.py
+            CONFIG CHECKPOINT --onnx FILE``).
     """
     name: str
     model: nn.Module
@@ -85,10 +88,52 @@ class Candidate:
     reference: Optional[nn.Module] = None
     sessions: Dict[Tuple[Shape, int], Any] = field(default_factory=dict)
     eager_outputs: Dict[Any, Any] = field(default_factory=dict)
+    onnx_file: Optional[str] = None
 
     @property
     def baseline(self) -> bool:
         return self.structure == 'baseline'
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """A candidate before it is built: what its records say, and how to
+    build it (only once it has something to run).
+
+    Attributes:
+        name (str): The name in the records.
+        structure (str): ``'train'``, ``'deploy'``, ``'onnx'`` or
+            ``'baseline'`` (see :func:`structure_of`).
+        backbone (str): Its description in the records.
+        build (callable): Returns the :class:`Candidate`.
+        baseline (bool): Other candidates' latencies are given relative
+            to it (``lat/NAME``).
+    """
+    name: str
+    structure: str
+    backbone: str
+    build: Callable[[], Candidate]
+    baseline: bool = False
+
+
+def candidate_spec(name: str, settings: BenchmarkSettings) -> CandidateSpec:
+    """The spec of built-in candidate ``name``: :func:`build_candidate`."""
+    structure = structure_of(name)
+    return CandidateSpec(name, structure,
+                         describe_backbone(name, settings.arch),
+                         functools.partial(build_candidate, name, settings),
+                         baseline=structure == 'baseline')
+
+
+def to_device(settings: BenchmarkSettings,
+              *models: Optional[nn.Module]) -> None:
+    """Move ``models`` to the device and memory format of ``settings``,
+    in place (None entries are skipped)."""
+    memory_format = (torch.channels_last if settings.channels_last else
+                     torch.contiguous_format)
+    for module in models:
+        if module is not None:
+            module.to(settings.torch_device, memory_format=memory_format)
 
 
 def model_config(name: str, arch: Union[str, dict] = 'B256',
@@ -197,11 +242,7 @@ def build_candidate(name: str, settings: BenchmarkSettings) -> Candidate:
         if not is_deployed(model):
             raise RuntimeError('reparameterize_model left training-time '
                                'modules in the RepMLPNet segmentor.')
-    memory_format = (torch.channels_last if settings.channels_last else
-                     torch.contiguous_format)
-    for module in (model, reference):
-        if module is not None:
-            module.to(settings.torch_device, memory_format=memory_format)
+    to_device(settings, model, reference)
     return Candidate(name, model, describe_backbone(name, settings.arch),
                      structure_of(name), reference)
 

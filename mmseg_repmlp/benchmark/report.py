@@ -10,12 +10,24 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..apis.fast_inference import cpu_flags
 from ..export.onnx import DEFAULT_OPSET
 from ..utils.fileio import atomic_write
-from .settings import REPMLP_DEPLOY, REPMLP_ONNX, BenchmarkSettings
+from .settings import (
+    OWN_DEPLOY,
+    REPMLP_DEPLOY,
+    REPMLP_ONNX,
+    BenchmarkSettings,
+)
 from .timing import CPU_RSS_SAMPLED, CUDA_MEMORY
 
 Record = Dict[str, Any]
+
+#: CPU features that decide which kernels PyTorch and onnxruntime can use
+#: (AVX-512 and VNNI for int8, BF16/FP16 and AMX for reduced precision);
+#: a trailing ``*`` matches a family.
+CPU_FEATURES = ('avx2', 'avx512f', 'avx512_bf16', 'avx512_fp16',
+                'avx512_vnni', 'avx_vnni', 'amx_*')
 
 
 def _cpu_name() -> str:
@@ -27,6 +39,25 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_features() -> Optional[List[str]]:
+    """Which of :data:`CPU_FEATURES` this CPU has (None where the flags are
+    unknown, e.g. not x86 Linux)."""
+    flags = cpu_flags()
+    if flags is None:
+        return None
+    return [flag for flag in sorted(flags) if any(
+        flag.startswith(f[:-1]) if f.endswith('*') else flag == f
+        for f in CPU_FEATURES)]
+
+
+def _onnxruntime_version() -> Optional[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime.__version__
 
 
 def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
@@ -45,7 +76,9 @@ def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
         torch=torch.__version__, mmcv=mmcv.__version__,
         mmengine=mmengine.__version__, mmseg=mmseg.__version__,
         mmseg_repmlp=__version__,
-        cpu=_cpu_name(), cpu_count=os.cpu_count(),
+        onnxruntime=_onnxruntime_version(),
+        cpu=_cpu_name(), cpu_features=cpu_features(),
+        cpu_count=os.cpu_count(),
         cpu_affinity=(len(os.sched_getaffinity(0))
                       if hasattr(os, 'sched_getaffinity') else None),
         torch_threads=torch.get_num_threads(),
@@ -68,29 +101,36 @@ def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
 
 def notes(settings: BenchmarkSettings) -> List[str]:
     """How each number is measured, for the report and the JSON."""
-    out = [
-        'latency: wall-clock per call after warm-up (median/min/max over '
+    latency = (
+        'latency: wall-clock per call after warm-up (median/p90/min/max over '
+        'repeats; p90 interpolated between them, near the max with few '
         'repeats)' + ('; the GPU is synchronized around each call and CUDA '
-                      'events give the GPU ms' if settings.is_cuda else ''),
-        'segmentor = encode_decode (backbone, UPerNet, logits resized to the '
-        'input; no data preprocessor); backbone = backbone alone',
-        'train = one SGD step: segmentor on random labels with decode and '
-        'auxiliary heads, backbone on the mean of its features',
-        'MACs: mmengine FlopAnalyzer on the actual input (it counts '
-        'multiply-adds); TFLOP/s = 2 * MACs / time ' +
-        ('(GPU time)' if settings.is_cuda else '(wall time)') +
-        ', x3 for a training step (forward + backward, approximate)',
-        'peak memory: ' + (CUDA_MEMORY if settings.is_cuda else
-                           CPU_RSS_SAMPLED +
-                           ' (approximate working set)') +
-        ', in one extra untimed call',
-        'saved MB (training): activations autograd keeps for the backward '
-        'pass, each distinct storage once, parameters excluded; exact and '
-        'device-independent (one more untimed step)',
-        'lat/X: latency (median) relative to baseline X; < 1 is faster',
-        'deploy vs train: max |deploy - train| / max |train| of the '
-        'outputs (logits or features), FP32 eager, same input',
-    ]
+                      'events give the GPU ms' if settings.is_cuda else ''))
+    macs = ('MACs: mmengine FlopAnalyzer on the actual input (it counts '
+            'multiply-adds); TFLOP/s = 2 * MACs / time ' +
+            ('(GPU time)' if settings.is_cuda else '(wall time)') +
+            ', x3 for a training step (forward + backward, approximate)')
+    memory = ('peak memory: ' + (CUDA_MEMORY if settings.is_cuda else
+                                 CPU_RSS_SAMPLED +
+                                 ' (approximate working set)') +
+              ', in one extra untimed call')
+    if settings.own_model:
+        out = [latency, *_own_model_notes(settings), macs, memory]
+    else:
+        out = [
+            latency,
+            'segmentor = encode_decode (backbone, UPerNet, logits resized to '
+            'the input; no data preprocessor); backbone = backbone alone',
+            'train = one SGD step: segmentor on random labels with decode '
+            'and auxiliary heads, backbone on the mean of its features',
+            macs, memory,
+            'saved MB (training): activations autograd keeps for the '
+            'backward pass, each distinct storage once, parameters '
+            'excluded; exact and device-independent (one more untimed step)',
+            'lat/X: latency (median) relative to baseline X; < 1 is faster',
+            'deploy vs train: max |deploy - train| / max |train| of the '
+            'outputs (logits or features), FP32 eager, same input',
+        ]
     if REPMLP_ONNX in settings.candidates:
         out.append(
             f'{REPMLP_ONNX}: the {REPMLP_DEPLOY} segmentor exported to ONNX '
@@ -123,6 +163,36 @@ def notes(settings: BenchmarkSettings) -> List[str]:
     if settings.is_cuda and settings.peak_tflops:
         out.append(f'% peak: achieved TFLOP/s over {settings.peak_tflops:g} '
                    'TFLOP/s (dense bf16 tensor-core peak, whatever --dtype)')
+    return out
+
+
+def _own_model_notes(settings: BenchmarkSettings) -> List[str]:
+    """What the candidates of ``tools/benchmark.py CONFIG CHECKPOINT`` run
+    (see :mod:`.own_model`)."""
+    out = [
+        'pytorch-deploy: the segmentor init_model builds from the checkpoint '
+        '(deploy form; a training checkpoint re-parameterized), as '
+        'inference_model runs it; pytorch-train: the training form of a '
+        'training checkpoint; both timed as encode_decode (backbone, heads, '
+        'logits resized to the input) on a normalized input, without the '
+        'data preprocessor and test pipeline',
+        f'lat/{OWN_DEPLOY}: latency (median) relative to '
+        f'{OWN_DEPLOY}; < 1 is faster',
+        'vs reference: max |out - ref| / max |ref| of the logits, same '
+        'input: against the training form (training checkpoint), else '
+        f'against {OWN_DEPLOY} (a deploy checkpoint holds no training '
+        'form)',
+    ]
+    if settings.onnx:
+        out.append(
+            'onnx:FILE: the file in onnxruntime session.run on the CPU, with '
+            'as many intra-op threads as PyTorch, fed seeded random 0..255 '
+            'BGR float32 pixels of the input shape (normalized inside the '
+            'graph); vs reference runs the reference\'s data preprocessor + '
+            'encode_decode on the same pixels (empty for a graph that '
+            'outputs labels); params and MACs are the PyTorch deploy '
+            'model\'s; no peak memory (onnxruntime reuses the arena its '
+            'warm-up filled); fp32 only')
     return out
 
 
@@ -173,6 +243,7 @@ _COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
     ('GMACs', lambda r: r['macs'] and r['macs'] / 1e9,
      lambda v: _fmt(v, '.3g')),
     ('median ms', _stat('latency_ms', 'median'), _ms),
+    ('p90 ms', _stat('latency_ms', 'p90'), _ms),
     ('min ms', _stat('latency_ms', 'min'), _ms),
     ('max ms', _stat('latency_ms', 'max'), _ms),
     ('GPU ms', _stat('gpu_ms', 'median'), _ms),
@@ -192,7 +263,14 @@ _COLUMNS: Sequence[Tuple[str, Callable[[Record], Any], Callable[[Any],
 )
 
 
-def _table(group: List[Record]) -> List[str]:
+#: Column titles of a report on the user's own model: the description
+#: column says what runs, and the agreement is against a reference that
+#: is not always the training form (see :func:`_own_model_notes`).
+_OWN_MODEL_TITLES = {'backbone': 'runs', 'deploy vs train': 'vs reference'}
+
+
+def _table(group: List[Record],
+           titles: Optional[Dict[str, str]] = None) -> List[str]:
     baselines = [r['candidate'] for r in group if r['baseline']]
     columns = list(_COLUMNS)
     for base in baselines:
@@ -200,8 +278,9 @@ def _table(group: List[Record]) -> List[str]:
                             lambda r, b=base: r['ratio_to'].get(b),
                             lambda v: _fmt(v, '.2f', 'x')))
     # Columns empty for every row (GPU ms on a CPU, ...) are left out.
-    columns = [c for c in columns
-               if any(c[1](r) is not None for r in group)]
+    columns = [((titles or {}).get(title, title), get, fmt)
+               for title, get, fmt in columns
+               if any(get(r) is not None for r in group)]
     lines = ['| ' + ' | '.join(c[0] for c in columns) + ' |',
              '|' + '---|' * len(columns)]
     for rec in group:
@@ -214,16 +293,27 @@ def _table(group: List[Record]) -> List[str]:
 def format_markdown(result: Dict[str, Any]) -> str:
     """The whole report: environment line, one table per workload, notes."""
     env, settings = result['environment'], result['settings']
+    own = settings.get('config')
+    title = (f'## Benchmark of {own} with {settings["checkpoint"]}: ' if own
+             else '## Benchmark: ')
+    runtimes = f'torch {env["torch"]}' + (
+        f', onnxruntime {env["onnxruntime"]}' if env.get('onnxruntime')
+        else '')
+    features = env.get('cpu_features')
     lines = [
-        f'## Benchmark: {env["device_name"]} ({env["device"]}), '
-        f'torch {env["torch"]}, {env["date"]}', '',
+        f'{title}{env["device_name"]} ({env["device"]}), {runtimes}, '
+        f'{env["date"]}', '',
         f'dtype {settings["dtype"]}, channels_last '
         f'{settings["channels_last"]}, cudnn.benchmark '
         f'{settings["cudnn_benchmark"]}, compile {settings["compile"]}, CUDA '
         f'graphs {settings["cuda_graph"]}; warm-up {settings["warmup"]}, '
-        f'repeats {settings["repeats"]}; UPerNet {settings["head_channels"]} '
-        f'channels; CPU threads {env["torch_threads"]}, load average '
-        f'{env["load_average"]}', ''
+        f'repeats {settings["repeats"]}; ' +
+        ('' if own else f'UPerNet {settings["head_channels"]} channels; ') +
+        f'CPU threads {env["torch_threads"]}, load average '
+        f'{env["load_average"]}', '',
+        f'CPU: {env["cpu"]}, {env["cpu_count"]} cores; features: ' +
+        ('unknown' if features is None else ' '.join(features) or
+         f'none of {" ".join(CPU_FEATURES)}'), ''
     ]
     groups = defaultdict(list)
     for rec in result['records']:
@@ -231,7 +321,8 @@ def format_markdown(result: Dict[str, Any]) -> str:
     for (phase, scope, shape, path), group in groups.items():
         lines += [f'### {phase} / {scope} / input {"x".join(map(str, shape))}'
                   f' / {settings["dtype"]} / {_path_label(path, settings)}',
-                  '', *_table(group), '']
+                  '', *_table(group, _OWN_MODEL_TITLES if own else None),
+                  '']
     lines += ['Notes:'] + [f'- {n}' for n in result['notes']]
     if 'elapsed_s' in result:
         lines.append(f'- whole run: {result["elapsed_s"]:.0f} s')

@@ -14,6 +14,10 @@ time.
 ``repmlp-onnx`` is exported once per input size, in the analysis step (its
 agreement check needs the graph): the timed call is then ``session.run``.
 A candidate with nothing to run (see :func:`skip_reason`) is not built.
+
+With ``settings.config`` the candidates are the user's own model and its
+ONNX files (:mod:`.own_model`) instead of the built-in ones; everything
+else is the same.
 """
 import gc
 import os
@@ -26,15 +30,14 @@ import torch
 
 from ..apis.fast_inference import accelerate, is_accelerated
 from ..export.check import torch_reference
-from ..export.runtime import run_onnx
+from ..export.runtime import ort_session, run_onnx
 from ..utils.compare import max_relative_difference
 from .candidates import (
     NUM_CLASSES,
     Candidate,
-    build_candidate,
-    describe_backbone,
+    CandidateSpec,
+    candidate_spec,
     onnx_session,
-    structure_of,
 )
 from .complexity import (
     count_macs,
@@ -42,6 +45,7 @@ from .complexity import (
     tensors,
     worst_relative_difference,
 )
+from .own_model import own_specs
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (
@@ -142,8 +146,9 @@ def run_benchmark(settings: BenchmarkSettings,
     result = dict(environment=environment(settings),
                   settings=settings.to_dict(), notes=notes(settings),
                   records=[])
-    for name in settings.candidates:
-        skipped = [_new_record(name, plan, settings)
+    for spec in candidate_specs(settings):
+        name = spec.name
+        skipped = [_new_record(spec, plan, settings)
                    for plan in plans(settings)]
         if all(record['skipped'] for record in skipped):
             # E.g. repmlp-onnx for --mode train: the records say why.
@@ -151,10 +156,11 @@ def run_benchmark(settings: BenchmarkSettings,
                 f'{"; ".join(sorted({r["skipped"] for r in skipped}))})')
             result['records'] += skipped
             continue
-        onnx = ', exporting ONNX' if structure_of(name) == 'onnx' else ''
+        onnx = (', exporting ONNX' if spec.structure == 'onnx'
+                and not settings.own_model else '')
         log(f'[benchmark] {name}: building, counting MACs{onnx}')
-        candidate = build_candidate(name, settings)
-        result['records'] += measure_candidate(candidate, settings, log)
+        candidate = spec.build()
+        result['records'] += measure_candidate(candidate, settings, log, spec)
         del candidate
         gc.collect()
         if settings.is_cuda:
@@ -167,6 +173,14 @@ def run_benchmark(settings: BenchmarkSettings,
     result['elapsed_s'] = time.perf_counter() - start
     result['complete'] = True
     return result
+
+
+def candidate_specs(settings: BenchmarkSettings) -> List[CandidateSpec]:
+    """What a run builds and measures, in report order: the user's own
+    model (:func:`.own_model.own_specs`) or the built-in candidates."""
+    if settings.own_model:
+        return own_specs(settings)
+    return [candidate_spec(name, settings) for name in settings.candidates]
 
 
 def _warn_if_busy(log: Log) -> None:
@@ -187,9 +201,14 @@ class CaptureError(RuntimeError):
 
 
 def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
-                      log: Log = _stderr) -> List[Dict[str, Any]]:
-    """All workloads of one candidate; see the module docstring."""
-    todo = [(plan, _new_record(candidate.name, plan, settings))
+                      log: Log = _stderr,
+                      spec: Optional[CandidateSpec] = None
+                      ) -> List[Dict[str, Any]]:
+    """All workloads of one candidate; see the module docstring. ``spec``:
+    its spec, when not a built-in candidate's."""
+    if spec is None:
+        spec = candidate_spec(candidate.name, settings)
+    todo = [(plan, _new_record(spec, plan, settings))
             for plan in plans(settings)]
     eager = {plan: record for plan, record in todo if plan.path == EAGER}
     for plan, record in eager.items():
@@ -242,10 +261,11 @@ def _guarded(step: Callable, candidate: Candidate, plan: Plan,
             torch.cuda.empty_cache()
 
 
-def skip_reason(name: str, plan: Plan,
+def skip_reason(structure: str, plan: Plan,
                 settings: BenchmarkSettings) -> Optional[str]:
-    """Why candidate ``name`` does not run ``plan``; None when it does."""
-    structure = structure_of(name)
+    """Why a candidate of ``structure`` (see
+    :func:`~.candidates.structure_of`) does not run ``plan``; None when it
+    does."""
     if plan.phase == 'train' and structure == 'deploy':
         # Training always runs the train structure (repmlp-train).
         return 'skipped: the deploy structure is inference-only'
@@ -271,13 +291,12 @@ def skip_reason(name: str, plan: Plan,
     return None
 
 
-def _new_record(name: str, plan: Plan,
+def _new_record(spec: CandidateSpec, plan: Plan,
                 settings: BenchmarkSettings) -> Dict[str, Any]:
     """Empty record of a plan (``skipped`` set where it does not apply)."""
-    structure = structure_of(name)
     record: Dict[str, Any] = dict(
-        candidate=name, backbone=describe_backbone(name, settings.arch),
-        structure=structure, baseline=structure == 'baseline',
+        candidate=spec.name, backbone=spec.backbone,
+        structure=spec.structure, baseline=spec.baseline,
         phase=plan.phase, scope=plan.scope, path=plan.path,
         input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
         params=None, macs=None, latency_ms=None, gpu_ms=None,
@@ -286,7 +305,7 @@ def _new_record(name: str, plan: Plan,
         tflops=None, peak_fraction=None, ratio_to={}, ratio_to_eager=None,
         deploy_vs_train_max_rel_diff=None, fast_vs_eager_max_rel_diff=None,
         profile=None,
-        skipped=skip_reason(name, plan, settings), error=None)
+        skipped=skip_reason(spec.structure, plan, settings), error=None)
     return record
 
 
@@ -307,13 +326,21 @@ def _analyse(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
         # itself, so the simplest like-for-like reference is MMSegmentation's
         # own path on the same pixels: the train structure's data
         # preprocessor, then encode_decode (torch_reference; CPU, FP32).
-        session = onnx_session(candidate.model, plan.shape, plan.batch,
-                               _onnx_threads())
+        # A given file (the user's own export) is compared with the
+        # training form where the checkpoint has one, else the deploy form.
+        session = (ort_session(candidate.onnx_file, _onnx_threads())
+                   if candidate.onnx_file else
+                   onnx_session(candidate.model, plan.shape, plan.batch,
+                                _onnx_threads()))
         candidate.sessions[(plan.shape, plan.batch)] = session
         pixels = make_pixels(plan.batch, plan.shape, settings)
-        ref, _ = torch_reference(candidate.reference, pixels)
-        record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
-            run_onnx(session, pixels), ref)
+        reference = (candidate.model if candidate.reference is None else
+                     candidate.reference)
+        ref, _ = torch_reference(reference, pixels)
+        out = run_onnx(session, pixels)
+        if out.shape == ref.shape:  # not for a graph that outputs labels
+            record['deploy_vs_train_max_rel_diff'] = max_relative_difference(
+                out, ref)
     elif candidate.reference is not None and plan.phase == 'inference':
         # FP32 eager on both sides: this checks the conversion, not the
         # precision of --dtype.

@@ -25,6 +25,11 @@ REPMLP_TRAIN = 'repmlp-train'
 REPMLP_DEPLOY = 'repmlp-deploy'
 #: The deploy segmentor exported to ONNX and run by onnxruntime on the CPU.
 REPMLP_ONNX = 'repmlp-onnx'
+#: The user's own model (``tools/benchmark.py CONFIG CHECKPOINT``, see
+#: :mod:`.own_model`): the deploy form init_model builds, the baseline of
+#: that report, and the training form of a training checkpoint.
+OWN_DEPLOY = 'pytorch-deploy'
+OWN_TRAIN = 'pytorch-train'
 #: MMSegmentation's own UPerNet baselines, in report order.
 BASELINES = ('resnet50', 'resnet101', 'swin-t')
 CANDIDATES = (REPMLP_TRAIN, REPMLP_DEPLOY, REPMLP_ONNX) + BASELINES
@@ -117,6 +122,13 @@ class BenchmarkSettings:
         seed (int): Seed of the weights and inputs.
         threads (int, optional): ``torch.set_num_threads`` (CPU intra-op
             threads); None keeps PyTorch's default (one per core).
+        config (str, optional): With ``checkpoint``, time the user's own
+            model instead of the built-in candidates (see
+            :mod:`.own_model`); ``candidates``, ``arch`` and
+            ``head_channels`` then do not apply.
+        checkpoint (str, optional): Its training or deploy checkpoint.
+        onnx (tuple[str]): Files exported from it, timed in onnxruntime
+            next to PyTorch.
     """
     device: str = 'cpu'
     shapes: Tuple[Shape, ...] = ((1024, 2048), )
@@ -139,6 +151,9 @@ class BenchmarkSettings:
     profile: bool = False
     seed: int = 0
     threads: Optional[int] = None
+    config: Optional[str] = None
+    checkpoint: Optional[str] = None
+    onnx: Tuple[str, ...] = ()
     small: bool = field(default=False, compare=False)
 
     @property
@@ -152,6 +167,11 @@ class BenchmarkSettings:
     @property
     def is_cuda(self) -> bool:
         return self.device == 'cuda'
+
+    @property
+    def own_model(self) -> bool:
+        """Whether the user's own model is timed (``config`` given)."""
+        return self.config is not None
 
     @property
     def fast_path(self) -> bool:
@@ -179,8 +199,13 @@ class BenchmarkSettings:
                              'CUDA device; run with --device cpu.')
         if self.dtype not in DTYPES:
             raise ValueError(f'--dtype must be one of {", ".join(DTYPES)}.')
+        if self.own_model:
+            self._validate_own_model()
+        elif self.onnx:
+            raise ValueError('--onnx FILE times a file exported from your '
+                             'model: give its CONFIG and CHECKPOINT too.')
         unknown = [c for c in self.candidates if c not in CANDIDATES]
-        if unknown or not self.candidates:
+        if unknown or not (self.candidates or self.own_model):
             raise ValueError(f'Unknown or no candidates {unknown}; choose '
                              f'from {", ".join(CANDIDATES)}.')
         if not set(self.phases) <= set(PHASES) or not self.phases:
@@ -218,6 +243,18 @@ class BenchmarkSettings:
             warnings.warn('--cuda-graph applies to inference; training steps '
                           'run without graphs for every candidate.', stacklevel=2)
         return self
+
+
+    def _validate_own_model(self) -> None:
+        for what, path in (('CONFIG', self.config),
+                           ('CHECKPOINT', self.checkpoint),
+                           *(('--onnx', p) for p in self.onnx)):
+            if not path or not osp.isfile(path):
+                raise ValueError(f'{what} {path!r} does not exist.')
+        if self.phases != ('inference', ) or self.scopes != ('segmentor', ):
+            raise ValueError('Your own model is timed as whole-segmentor '
+                             'inference; --mode train and --scope backbone '
+                             'are for the backbone comparison (no CONFIG).')
 
 
 def parse_shape(text: str) -> Shape:
@@ -287,7 +324,7 @@ def resolve_settings(options: Dict[str, Any],
             and torch.cuda.is_available():
         values['peak_tflops'] = default_peak_tflops(
             torch.cuda.get_device_name())
-    for key in ('shapes', 'phases', 'scopes', 'candidates'):
+    for key in ('shapes', 'phases', 'scopes', 'candidates', 'onnx'):
         if key in values:
             values[key] = tuple(values[key])
     values['shapes'] = tuple(

@@ -54,10 +54,14 @@ class Timing:
 
     @staticmethod
     def summary(samples: Optional[List[float]]) -> Optional[Dict[str, Any]]:
+        """Median, 90th percentile (interpolated between the samples, so
+        close to the max with few repeats), min, max and the samples."""
         if not samples:
             return None
-        return dict(median=statistics.median(samples), min=min(samples),
-                    max=max(samples), samples=samples)
+        p90 = (statistics.quantiles(samples, n=10, method='inclusive')[-1]
+               if len(samples) > 1 else samples[0])
+        return dict(median=statistics.median(samples), p90=p90,
+                    min=min(samples), max=max(samples), samples=samples)
 
 
 def synchronize(device: torch.device) -> None:

@@ -5,11 +5,13 @@
 The arguments are MMSegmentation's ``demo/image_demo.py``'s (``--out-file``,
 ``--device``, ``--opacity``, ``--with-labels``, ``--title``); without
 ``--out-file`` the overlay is shown in a window. An existing ``--out-file``
-is replaced only with ``--force``.
+is replaced only with ``--force``. For a folder of images, use
+``tools/segment_folder.py``.
 """
 import argparse
 import os
 import os.path as osp
+import shlex
 import sys
 import warnings
 from typing import List, Optional
@@ -42,6 +44,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    if osp.isdir(args.img):
+        command = shlex.join(['python', 'tools/segment_folder.py',
+                              args.img, args.config, args.checkpoint])
+        sys.exit(f'error: {args.img!r} is a folder; this demo segments one '
+                 'image. Segment every image of a folder with '
+                 f'`{command} --out-dir DIR [--overlay] [--recursive]`.')
     try:
         if args.out_file:  # before the model is loaded, not after
             refuse_to_overwrite(args.out_file, args.force)
