@@ -8,7 +8,7 @@ from mmseg_repmlp.models import RepMLPNet
 from mmseg_repmlp.models.layers import ConvBN, RepMLPBlock, RepMLPNetUnit
 from mmseg_repmlp.utils import reference_scale
 
-from .conftest import TINY_ARCH, TINY_RECT_ARCH, randomize_
+from .conftest import NORM_CFG, TINY_ARCH, TINY_RECT_ARCH, randomize_
 
 
 def assert_outputs_equal(outs, refs, rtol=1e-5, atol=1e-5):
@@ -21,7 +21,7 @@ def assert_outputs_equal(outs, refs, rtol=1e-5, atol=1e-5):
 
 def _deploy_pair(arch, seed=0):
     torch.manual_seed(seed)
-    model = randomize_(RepMLPNet(arch), seed).eval()
+    model = randomize_(RepMLPNet(arch, norm_cfg=NORM_CFG), seed).eval()
     return model, reparameterize_model(model)
 
 
@@ -30,6 +30,18 @@ def _deploy_pair(arch, seed=0):
 def test_tiny_archs_equivalent(arch, size):
     model, deployed = _deploy_pair(arch)
     x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        assert_outputs_equal(deployed(x), model(x))
+
+
+# Local Perceptron kernels other than the released (1, 3): TINY_ARCH's last
+# two stages have 2x2 windows, smaller than a 5x5 or 7x7 kernel.
+@pytest.mark.parametrize('kernels', [(3, 5), (), (5, ), (1, 3, 5, 7)])
+def test_other_local_perceptron_kernels_equivalent(kernels):
+    model, deployed = _deploy_pair(dict(TINY_ARCH, kernels=kernels))
+    assert model.stages[3][0].repmlp_block.kernels == \
+        tuple(kernels)
+    x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         assert_outputs_equal(deployed(x), model(x))
 
@@ -69,7 +81,7 @@ def test_deploy_structure_has_no_training_branches():
 
 def test_deploy_true_builds_the_converted_layout():
     model, deployed = _deploy_pair(TINY_ARCH)
-    built = RepMLPNet(TINY_ARCH, deploy=True)
+    built = RepMLPNet(TINY_ARCH, deploy=True, norm_cfg=NORM_CFG)
     built.load_state_dict(deployed.state_dict(), strict=True)
     built.eval()
     x = torch.randn(1, 3, 64, 64)
@@ -99,7 +111,7 @@ def test_training_mode_is_kept():
 def test_deploy_state_dict_switches_a_training_model_when_loaded():
     """Any loader (MMEngine, MMSegInferencer) gets a working deploy model."""
     model, deployed = _deploy_pair(TINY_ARCH)
-    fresh = RepMLPNet(TINY_ARCH)
+    fresh = RepMLPNet(TINY_ARCH, norm_cfg=NORM_CFG)
     fresh.load_state_dict(deployed.state_dict(), strict=True)
     assert fresh.deploy and is_deployed(fresh)
     fresh.eval()

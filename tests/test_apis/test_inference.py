@@ -23,28 +23,27 @@ def image(tiny_cityscapes):
         tiny_cityscapes / 'leftImg8bit' / 'val' / '*' / '*.png')))[0]
 
 
-def test_both_checkpoint_kinds_give_the_same_segmentation(trained, image):
-    work, _ = trained
-    train_form = init_model(CONFIG, str(work / 'iter_4.pth'), device='cpu',
-                            deploy=False)
-    from_train = init_model(CONFIG, str(work / 'iter_4.pth'), device='cpu')
-    from_deploy = init_model(CONFIG, str(work / 'iter_4_deploy.pth'),
-                             device='cpu')
+def test_both_checkpoint_kinds_give_the_same_segmentation(spread, image):
+    train_ckpt, deploy_ckpt = map(str, spread)
+    train_form = init_model(CONFIG, train_ckpt, device='cpu', deploy=False)
+    from_train = init_model(CONFIG, train_ckpt, device='cpu')
+    from_deploy = init_model(CONFIG, deploy_ckpt, device='cpu')
     assert not is_deployed(train_form)
     assert is_deployed(from_train) and is_deployed(from_deploy)
     assert from_deploy.cfg.model.backbone.deploy is True
     assert from_deploy.dataset_meta['classes'][0] == 'road'
     ref_logits, ref_labels = _logits(train_form, image)
     scale = reference_scale(ref_logits)
-    # Labels are compared where float rounding can decide: a model trained
-    # for 4 iterations has pixels whose best two classes (nearly) tie.
-    decided = ~near_ties(ref_logits[None], 1e-5)
-    assert decided.float().mean() > 0.5
+    # A model with many classes and almost no pixels where float rounding
+    # can pick the label: the labels are compared on more than 99% of them.
+    assert len(ref_labels.unique()) >= 4
+    decided = ~near_ties(ref_logits[None], 1e-5)[0]
+    assert decided.float().mean() > 0.99
     for model in (from_train, from_deploy):
         logits, labels = _logits(model, image)
         torch.testing.assert_close(logits / scale, ref_logits / scale,
                                    rtol=1e-5, atol=1e-5)
-        assert torch.equal(labels[decided], ref_labels[decided])
+        assert torch.equal(labels[0][decided], ref_labels[0][decided])
 
 
 def test_mmseg_inferencer_takes_a_deploy_checkpoint(trained, image, tmp_path):

@@ -1,8 +1,19 @@
-"""Multi-process training through MMEngine's launcher (DDP on CPU, gloo)."""
+"""Multi-process training and testing through tools/dist_train.sh and
+tools/dist_test.sh (torchrun, DDP on CPU with gloo, 2 processes)."""
+import re
 import socket
 import sys
 
-from ..conftest import CONFIG, REPO, run, train_options
+import torch
+
+from ..conftest import (
+    CONFIG,
+    REPO,
+    probe_config,
+    probe_env,
+    run,
+    train_options,
+)
 
 
 def _free_port():
@@ -11,21 +22,55 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_process_ddp_training(tiny_cityscapes, tmp_path):
+def _dist_env():
+    return dict(probe_env(), PORT=str(_free_port()), PYTHON=sys.executable)
+
+
+def test_two_process_ddp_training_and_testing(tiny_cityscapes, tmp_path):
     work = tmp_path / 'ddp'
-    done = run([
-        sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-        f'--master_port={_free_port()}', REPO / 'tools' / 'train.py', CONFIG,
-        '--launcher', 'pytorch', '--work-dir', work,
-        *train_options(tiny_cityscapes, 2, 2)
-    ], timeout=600)
-    log = done.stdout + done.stderr
-    assert 'Distributed training: True' in log
-    assert 'MMDistributedDataParallel' in log or 'world_size: 2' in log
-    assert (work / 'iter_2.pth').is_file()
-    assert (work / 'iter_2_deploy.pth').is_file()
-    # Rank 0 alone writes: exactly one twin, no stray temporary files.
-    assert sorted(p.name for p in work.glob('*deploy*')) == [
-        'best_mIoU_iter_2_deploy.pth', 'iter_2_deploy.pth'
-    ]
+    config = probe_config(tmp_path, dict(type='SaveRankWeightsHook'))
+    done = run(['bash', REPO / 'tools' / 'dist_train.sh', config, 2,
+                '--work-dir', work, *train_options(tiny_cityscapes, 2, 2)],
+               env=_dist_env(), timeout=600)
+    assert 'Distributed training: True' in done.stdout + done.stderr
+
+    # Gradients are synchronised: the ranks train on different images, yet
+    # end with the same parameters, which training changed; the checkpoint
+    # holds them.
+    start, end = ([torch.load(work / f'weights_rank{rank}_{when}.pth')
+                   for rank in (0, 1)] for when in ('start', 'end'))
+    assert end[0].keys() == end[1].keys()
+    for key, value in end[0].items():
+        assert torch.equal(value, end[1][key]), key
+    changed = [k for k, v in end[0].items() if not torch.equal(v,
+                                                               start[0][k])]
+    assert len(changed) > len(end[0]) // 2
+    saved = torch.load(work / 'iter_2.pth')['state_dict']
+    for key, value in end[0].items():
+        assert torch.equal(saved[key], value), key
+
+    # Rank 0 alone writes the deploy twins, each once (probe_hooks records
+    # every write of each rank).
+    writes = (work / 'deploy_writes_rank0.txt').read_text().split()
+    assert sorted(writes) == ['best_mIoU_iter_2_deploy.pth',
+                              'iter_2_deploy.pth']
+    assert not (work / 'deploy_writes_rank1.txt').exists()
+    assert sorted(p.name for p in work.glob('*deploy*.pth')) == sorted(writes)
     assert not list(work.glob('.*.tmp'))
+
+    # Each rank tests one of the two validation images; rank 0 gathers
+    # the results.
+    out = tmp_path / 'predictions'
+    # MMSegmentation's IoUMetric creates its output_dir on rank 0 only, and
+    # rank 1 may write its first map before that: without this, --out fails
+    # with FileNotFoundError on rank 1 (tools/test.py does not create it).
+    out.mkdir()
+    done = run(['bash', REPO / 'tools' / 'dist_test.sh', CONFIG,
+                work / 'iter_2_deploy.pth', 2, '--work-dir', tmp_path / 'test',
+                '--out', out, '--cfg-options',
+                f'test_dataloader.dataset.data_root={tiny_cityscapes}'],
+               env=_dist_env(), timeout=600)
+    log = done.stdout + done.stderr
+    assert 'Distributed training: True' in log  # MMEngine's env line
+    assert re.search(r'mIoU: [0-9.]+', log), log[-2000:]
+    assert len(list(out.rglob('*.png'))) == 2

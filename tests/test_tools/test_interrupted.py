@@ -1,8 +1,6 @@
 """Interrupted and resumed training, crashes while writing, NaN losses."""
 import re
 import signal
-import subprocess
-import time
 
 import pytest
 import torch
@@ -11,7 +9,14 @@ from mmengine.fileio import get_file_backend
 from mmseg_repmlp.checkpoint.resume import find_resumable_checkpoint
 from mmseg_repmlp.engine.hooks import StopOnNonFiniteLossHook
 
-from ..conftest import CONFIG, run, tool, train_options
+from ..conftest import (
+    CONFIG,
+    probe_config,
+    probe_env,
+    run,
+    tool,
+    train_options,
+)
 
 DETERMINISTIC = ['randomness.deterministic=True', 'randomness.seed=0',
                  'train_cfg.val_interval=100']
@@ -29,19 +34,19 @@ def test_sigkill_then_resume_reaches_the_same_weights(tiny_cityscapes,
     reference = tmp_path / 'reference'
     run(_train_cmd(tiny_cityscapes, reference, 8))
 
+    # Killed from inside the run at the end of iteration 5, after iter_4.pth
+    # and its twin and before iter_6.pth: no timing, no race.
     work = tmp_path / 'killed'
-    proc = subprocess.Popen([str(a) for a in _train_cmd(tiny_cityscapes,
-                                                        work, 8)],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (work / 'iter_4_deploy.pth').exists():
-        assert proc.poll() is None, 'training ended before it was killed'
-        assert time.time() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    assert not (work / 'iter_8.pth').exists()
+    config = probe_config(tmp_path, dict(type='KillAtIterationHook',
+                                         iteration=5))
+    cmd = _train_cmd(tiny_cityscapes, work, 8)
+    cmd[cmd.index(CONFIG)] = config
+    done = run(cmd, env=probe_env(), check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert 'Iter(train) [5/8]' in done.stdout + done.stderr
+    assert (work / 'iter_4.pth').is_file()
+    assert (work / 'iter_4_deploy.pth').is_file()
+    assert not (work / 'iter_6.pth').exists()
 
     done = run([*_train_cmd(tiny_cityscapes, work, 8), '--resume'])
     assert 'resumed epoch: 0, iter: 4' in done.stdout + done.stderr

@@ -71,40 +71,40 @@ def test_resume_continues_from_the_last_checkpoint(trained, tiny_cityscapes,
 
 
 def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
-        trained, tiny_cityscapes, tmp_path):
-    work, _ = trained
+        spread, tiny_cityscapes, tmp_path):
+    train_ckpt, deploy_ckpt = spread
     results = {}
-    for kind, ckpt, extra in (('train', 'iter_4.pth', []),
-                              ('deploy', 'iter_4_deploy.pth', []),
-                              ('bf16', 'iter_4_deploy.pth',
-                               ['--dtype', 'bf16'])):
+    for kind, ckpt, extra in (('train', train_ckpt, []),
+                              ('deploy', deploy_ckpt, []),
+                              ('bf16', deploy_ckpt, ['--dtype', 'bf16'])):
         out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, work / ckpt, '--work-dir',
+        done = run([*tool('test.py'), CONFIG, ckpt, '--work-dir',
                     tmp_path / f'{kind}_work', '--out', out, *extra,
                     '--cfg-options',
                     f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
         log = done.stdout + done.stderr
         results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
-    # A model trained for 4 iterations has pixels whose best two classes
-    # tie to float rounding, where the two structures may pick different
-    # labels (test_inference compares labels exactly where rounding can
-    # decide); everywhere else the maps and the mIoU agree.
-    assert abs(results['train'][0] - results['deploy'][0]) <= 0.05
+    # The spread model predicts many classes with almost no near ties
+    # (tests/conftest.py): its two structures differ by float rounding
+    # only, which decides the label of at most a few pixels.
+    assert abs(results['train'][0] - results['deploy'][0]) <= 0.01
     train_maps, deploy_maps = results['train'][1], results['deploy'][1]
     assert len(train_maps) == 2 and len(deploy_maps) == 2
     for a, b in zip(train_maps, deploy_maps):
         assert a.name == b.name
-        same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
-        assert same.mean() >= 0.999
+        a, b = np.asarray(Image.open(a)), np.asarray(Image.open(b))
+        assert len(np.unique(a)) >= 4
+        assert (a == b).mean() >= 0.9995
     # --dtype bf16 runs the fast path (accelerate) at bf16 precision: the
-    # same segmentation up to that precision's near ties.
+    # same segmentation up to that precision, logits within about 2% of
+    # their scale, which moves about 2% of this model's labels.
     assert "fast inference: dict(compile=False, cuda_graph=False, " \
         "dtype='bfloat16')" in results['bf16'][2]
     assert 'fast inference' not in results['deploy'][2]
     assert abs(results['bf16'][0] - results['deploy'][0]) <= 1.0
     for a, b in zip(deploy_maps, results['bf16'][1]):
         same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
-        assert same.mean() >= 0.98
+        assert same.mean() >= 0.95
 
 
 @pytest.mark.cuda

@@ -62,8 +62,8 @@ class RepMLPBlock(nn.Module):
         channels (int): Channels ``C`` of the map.
         window (tuple[int, int]): Window size ``(h, w)``.
         sharesets (int): Number of sharesets ``S``; must divide ``C``.
-        kernels (Sequence[int]): Local Perceptron kernel sizes (odd).
-            Default: (1, 3).
+        kernels (Sequence[int]): Local Perceptron kernel sizes (odd,
+            distinct; any size, also larger than the window). Default: (1, 3).
         reduction (int): Global Perceptron reduction. Default: 4.
         norm_cfg (dict, optional): Config of the norm layers.
             Default: None (BN).
@@ -84,8 +84,14 @@ class RepMLPBlock(nn.Module):
             raise ValueError(f'sharesets ({sharesets}) must divide the '
                              f'channels ({channels}).')
         for k in kernels:
-            if k % 2 == 0:
-                raise ValueError(f'Local Perceptron kernels must be odd; got {k}.')
+            if k <= 0 or k % 2 == 0:
+                raise ValueError('Local Perceptron kernels must be positive '
+                                 f'and odd; got {k}.')
+        if len(set(kernels)) != len(kernels):
+            # One repconv{k} module per size: a repeated size would be one
+            # branch counted twice, which no checkpoint layout describes.
+            raise ValueError('Local Perceptron kernels must be distinct; '
+                             f'got {tuple(kernels)}.')
         self.channels = channels
         self.window = tuple(window)
         self.sharesets = sharesets

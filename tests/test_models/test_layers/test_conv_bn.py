@@ -5,7 +5,7 @@ from torch.testing import assert_close
 
 from mmseg_repmlp.models.layers.conv_bn import ConvBN
 
-from ...conftest import randomize_
+from ...conftest import NORM_CFG, randomize_
 
 
 @pytest.mark.parametrize('channels,tiles', [(1, 6), (4, 3), (8, 1)])
@@ -15,7 +15,8 @@ def test_tiled_equals_plain_values_and_gradients(channels, tiles, kernel,
                                                  training):
     torch.manual_seed(0)
     layer = randomize_(ConvBN(channels, channels, kernel, padding=kernel // 2,
-                              groups=channels)).train(training)
+                              groups=channels, norm_cfg=NORM_CFG)
+                       ).train(training)
     # Distinct BN statistics so that a wrong channel order shows.
     x = torch.randn(2 * tiles, channels, 5, 7, requires_grad=True)
     ref = layer(x)

@@ -6,11 +6,11 @@ from torch.testing import assert_close
 
 from mmseg_repmlp.models.utils import reparam
 
-from ...conftest import randomize_
+from ...conftest import BN_EPS, randomize_
 
 
 def _bn(channels, seed=0):
-    return randomize_(nn.BatchNorm2d(channels), seed).eval()
+    return randomize_(nn.BatchNorm2d(channels, eps=BN_EPS), seed).eval()
 
 
 def test_bn_to_affine_matches_eval_bn():
