@@ -1,24 +1,51 @@
 """Export of deployed segmentors to other runtimes (ONNX)."""
 from .check import (
+                    DEFAULT_AGREEMENT_SHAPES,
+                    agreement_shapes,
                     check_image,
                     check_onnx,
+                    format_agreement,
                     format_check,
+                    resize_image,
                     second_check_shape,
+                    toolkit_agreement,
                     torch_reference,
 )
 
 # check_image's former name, kept for its importers.
 from .check import check_image as load_image
 from .exportable import ExportableAdaptiveAvgPool2d, make_exportable
-from .onnx import DEFAULT_OPSET, export_onnx, export_segmentor
-from .runtime import ort_session, require_onnx, run_onnx, to_input_array
-from .trace_shape import padded_trace_shape
-from .wrapper import OnnxSegmentor
+from .onnx import (
+                   DEFAULT_OPSET,
+                   METADATA_SCHEMA,
+                   export_onnx,
+                   export_segmentor,
+                   model_metadata,
+                   read_metadata,
+)
+from .runtime import (
+                      check_input_shape,
+                      ort_session,
+                      require_onnx,
+                      run_onnx,
+                      to_input_array,
+)
+from .trace_shape import padded_trace_shape, resized_trace_shape
+from .wrapper import (
+                      OnnxSegmentor,
+                      PipelineResize,
+                      pipeline_resize,
+                      resize_like_opencv,
+)
 
 __all__ = [
-    'DEFAULT_OPSET', 'ExportableAdaptiveAvgPool2d', 'OnnxSegmentor',
-    'check_image', 'check_onnx', 'export_onnx', 'export_segmentor',
-    'format_check', 'load_image', 'make_exportable', 'ort_session',
-    'padded_trace_shape', 'require_onnx', 'run_onnx', 'second_check_shape',
-    'to_input_array', 'torch_reference'
+    'DEFAULT_AGREEMENT_SHAPES', 'DEFAULT_OPSET', 'METADATA_SCHEMA',
+    'ExportableAdaptiveAvgPool2d', 'OnnxSegmentor', 'PipelineResize',
+    'agreement_shapes', 'check_image', 'check_input_shape', 'check_onnx',
+    'export_onnx', 'export_segmentor', 'format_agreement', 'format_check',
+    'load_image', 'make_exportable', 'model_metadata', 'ort_session',
+    'padded_trace_shape', 'pipeline_resize', 'read_metadata',
+    'require_onnx', 'resize_image', 'resize_like_opencv',
+    'resized_trace_shape', 'run_onnx', 'second_check_shape',
+    'to_input_array', 'toolkit_agreement', 'torch_reference'
 ]

@@ -1,5 +1,5 @@
 """Running an exported segmentor in onnxruntime."""
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,12 +37,28 @@ def ort_session(path: str, num_threads: Optional[int] = None,
         providers=list(providers or ['CPUExecutionProvider']))
 
 
+def check_input_shape(shape: Tuple[int, ...]) -> None:
+    """Raise a clear ValueError unless ``shape`` is a graph input's:
+    ``(N, 3, H, W)`` with ``N, H, W >= 1``. A graph cannot raise; given an
+    empty batch or image it fails deep inside, naming an operator."""
+    if len(shape) != 4 or shape[1] != 3:
+        raise ValueError('Expected an (N, 3, H, W) batch; got shape '
+                         f'{shape}.')
+    if min(shape[0], shape[2], shape[3]) < 1:
+        raise ValueError('The graph needs N >= 1 images of H, W >= 1 '
+                         f'pixels; got shape {shape} (an empty batch or '
+                         'image).')
+
+
 def to_input_array(image_array: np.ndarray) -> np.ndarray:
     """The graph's input for an image or a batch.
 
     A 3-D array is one ``(H, W, 3)`` image as ``mmcv.imread`` / ``cv2.imread``
     return it (BGR); a 4-D array is already an ``(N, 3, H, W)`` batch. Values
     are pixels (0..255), any dtype; the result is contiguous float32.
+
+    Raises:
+        ValueError: Another shape, an empty batch or an empty image.
     """
     array = np.asarray(image_array)
     if array.ndim == 3:
@@ -53,6 +69,7 @@ def to_input_array(image_array: np.ndarray) -> np.ndarray:
     elif array.ndim != 4 or array.shape[1] != 3:
         raise ValueError('Expected an (H, W, 3) image or an (N, 3, H, W) '
                          f'batch; got shape {array.shape}.')
+    check_input_shape(array.shape)
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

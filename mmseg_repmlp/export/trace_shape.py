@@ -5,7 +5,8 @@ for the stem and the downsampling embeds) and skips the padding otherwise.
 The tracer keeps the pad amounts (``-H % window``, computed in the graph) but
 bakes the Python branch in for the traced size. Traced at a size where every
 pad is taken, the graph pads by amounts that are 0 (no-ops) where none is
-needed, so it is right for every size.
+needed, so it is right for every size. A graph that resizes its input first
+is traced at an input whose *resized* size is such a size.
 """
 import math
 from typing import Sequence, Tuple
@@ -13,6 +14,7 @@ from typing import Sequence, Tuple
 from torch import nn
 
 from ..models import RepMLPNet, RepMLPNetArch
+from .wrapper import PipelineResize
 
 
 def _needs_pad(size: int, multiple: int) -> bool:
@@ -47,6 +49,19 @@ def _block_windows(arch: RepMLPNetArch, axis: int) -> list:
             for window, depth in zip(arch.window_sizes, arch.depths)]
 
 
+def _arch(model: nn.Module) -> RepMLPNetArch:
+    backbone = getattr(model, 'backbone', None)
+    if not isinstance(backbone, RepMLPNet):
+        raise ValueError('Dynamic export needs a RepMLPNet backbone; got '
+                         f'{type(backbone).__name__}. Export a fixed size '
+                         '(with --shape, without --dynamic).')
+    return backbone.arch
+
+
+def _side_pads_everywhere(arch: RepMLPNetArch, axis: int, side: int) -> bool:
+    return _pads_everywhere(side, arch.patch_size, _block_windows(arch, axis))
+
+
 def padded_trace_shape(model: nn.Module, shape: Tuple[int, int],
                        search: int = 4096) -> Tuple[int, int]:
     """The smallest ``(H', W') >= shape`` at which every padding is taken.
@@ -63,22 +78,56 @@ def padded_trace_shape(model: nn.Module, shape: Tuple[int, int],
         ValueError: When the backbone is not a RepMLPNet or no such size
             exists within ``search`` pixels.
     """
-    backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, RepMLPNet):
-        raise ValueError('Dynamic export needs a RepMLPNet backbone; got '
-                         f'{type(backbone).__name__}. Export a fixed size '
-                         '(without --dynamic).')
-    arch = backbone.arch
+    arch = _arch(model)
     result = []
     for axis, side in enumerate(shape):
-        windows = _block_windows(arch, axis)
         for candidate in range(side, side + search):
-            if _pads_everywhere(candidate, arch.patch_size, windows):
+            if _side_pads_everywhere(arch, axis, candidate):
                 result.append(candidate)
                 break
         else:
             raise ValueError(
                 'No input size near {} pads every RepMLP block, so the '
-                'dynamic graph cannot be traced; export a fixed size (without '
-                '--dynamic).'.format(shape))
+                'dynamic graph cannot be traced; export a fixed size (with '
+                '--shape, without --dynamic).'.format(shape))
     return tuple(result)
+
+
+def resized_trace_shape(model: nn.Module, resize: PipelineResize,
+                        shape: Tuple[int, int],
+                        search: int = 4096) -> Tuple[int, int]:
+    """An input size near ``shape`` for a graph that resizes its input
+    first: one whose resized size takes every padding.
+
+    Every padding branch of the backbone tests both sides together
+    (``if pad_h == 0 and pad_w == 0``), so one side that pads everywhere is
+    enough. A keep-ratio resize puts one side on the test scale (a whole
+    number of windows in the usual configs), so the other one has to; sizes
+    ``(H, W')`` and ``(H', W)`` are tried, nearest first. Without
+    ``keep_ratio`` the model sees the test scale whatever the input, so
+    ``shape`` itself is returned.
+
+    Args:
+        model (nn.Module): A segmentor with a RepMLPNet ``backbone``.
+        resize (PipelineResize): The resize in the graph.
+        shape (tuple[int, int]): Where to start looking.
+        search (int): How far above ``shape`` to look, per side.
+
+    Raises:
+        ValueError: When the backbone is not a RepMLPNet or no size within
+            ``search`` pixels works.
+    """
+    arch = _arch(model)
+    if not resize.keep_ratio:
+        return tuple(shape)
+    height, width = shape
+    for step in range(search):
+        for candidate in ((height, width + step), (height + step, width)):
+            resized = resize.target_size(*candidate)
+            if any(_side_pads_everywhere(arch, axis, side)
+                   for axis, side in enumerate(resized)):
+                return candidate
+    raise ValueError(
+        f'No input size near {shape} is resized to one that pads every '
+        'RepMLP block, so the dynamic graph cannot be traced; export a fixed '
+        'size (with --shape, without --dynamic).')

@@ -2,10 +2,14 @@
 import pytest
 from torch import nn
 
-from mmseg_repmlp.export import padded_trace_shape
+from mmseg_repmlp.export import (
+    PipelineResize,
+    padded_trace_shape,
+    resized_trace_shape,
+)
 from mmseg_repmlp.models import RepMLPNet
 
-from ..conftest import TINY_RECT_ARCH
+from ..conftest import TINY_ARCH, TINY_RECT_ARCH
 
 
 def test_trace_size_pads_every_block(deployed):
@@ -54,3 +58,26 @@ def test_trace_size_follows_each_axis_windows(arch):
 def test_only_a_repmlpnet_backbone_can_be_traced_dynamically():
     with pytest.raises(ValueError, match='without --dynamic'):
         padded_trace_shape(_segmentor(nn.Identity()), (64, 64))
+
+
+@pytest.mark.parametrize('arch', [TINY_ARCH, TINY_RECT_ARCH])
+@pytest.mark.parametrize('scale, keep_ratio', [((512, 256), True),
+                                               ((2048, 1024), True),
+                                               ((96, 96), True),
+                                               ((300, 200), False)])
+def test_resized_trace_size_pads_every_block_after_the_resize(
+        arch, scale, keep_ratio):
+    # With the resize in the graph the model sees the resized size; every
+    # padding branch tests both sides together, so one side must pad at
+    # every stride and window.
+    model = _segmentor(RepMLPNet(arch))
+    resize = PipelineResize(scale, keep_ratio)
+    shape = resized_trace_shape(model, resize, (64, 128))
+    resized = resize.target_size(*shape)
+    windows = [[ws[axis] if isinstance(ws, tuple) else ws
+                for ws in arch['window_sizes']] for axis in (0, 1)]
+    if keep_ratio:
+        assert any(_pads_everywhere(side, axis_windows)
+                   for side, axis_windows in zip(resized, windows)), resized
+    else:  # 300x200 pads nowhere: every input is resized to it
+        assert shape == (64, 128)
