@@ -20,6 +20,8 @@ from mmseg_repmlp.benchmark import (
     resolve_settings,
     run_benchmark,
 )
+from mmseg_repmlp.benchmark.complexity import count_macs
+from mmseg_repmlp.models.layers import RepMLPBlock
 
 from .conftest import TINY_ARCH, run, tool
 
@@ -354,3 +356,21 @@ def test_agreement_columns_take_the_worst_output_and_keep_nan():
     assert worst_relative_difference(ref, out) == pytest.approx(0.25)
     broken = (torch.full((2, 3), float('nan')), out[1])
     assert math.isnan(worst_relative_difference(ref, broken))
+
+
+@pytest.mark.parametrize('sharesets', [
+    1,
+    pytest.param(2, marks=pytest.mark.xfail(
+        strict=True, reason='FlopAnalyzer has no handle for aten::baddbmm, '
+        "the deploy block's window FC when sharesets > 1: counted as 0")),
+])
+def test_macs_of_a_deploy_block_by_hand(sharesets):
+    """count_macs against a hand count: each of the N*C*H*W outputs of the
+    window FC is a dot product over one h x w window, and the Global
+    Perceptron is two C x C/4 products per image (biases are no MACs)."""
+    n, c, height, width, (h, w) = 2, 8, 12, 16, (4, 4)
+    block = RepMLPBlock(c, (h, w), sharesets, deploy=True).eval()
+    expected = n * c * height * width * h * w + n * 2 * c * (c // 4)
+    assert count_macs(block, torch.randn(n, c, height, width)) == expected
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False).eval()
+    assert count_macs(conv, torch.randn(1, 3, 16, 16)) == 8 * 3 * 9 * 16 * 16
