@@ -16,6 +16,21 @@ def _miou(output: str) -> float:
     return float(found[-1])
 
 
+def _test_tool_runs(runs, data_root, tmp_path):
+    """``tools/test.py`` once per ``(kind, checkpoint, extra args)``: each
+    kind's mIoU, label maps (sorted paths) and log."""
+    results = {}
+    for kind, ckpt, extra in runs:
+        out = tmp_path / kind
+        done = run([*tool('test.py'), CONFIG, ckpt, '--work-dir',
+                    tmp_path / f'{kind}_work', '--out', out, *extra,
+                    '--cfg-options',
+                    f'test_dataloader.dataset.data_root={data_root}'])
+        log = done.stdout + done.stderr
+        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    return results
+
+
 def test_training_writes_checkpoints_and_deploy_twins(trained):
     work, log = trained
     files = {p.name for p in work.iterdir() if p.is_file()}
@@ -74,17 +89,10 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         spread, tiny_cityscapes, tmp_path):
     """Training-time and deploy checkpoints, and the deploy one in bf16."""
     train_ckpt, deploy_ckpt = spread
-    results = {}
-    for kind, ckpt, extra in (('train', train_ckpt, []),
-                              ('deploy', deploy_ckpt, []),
-                              ('bf16', deploy_ckpt, ['--dtype', 'bf16'])):
-        out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, ckpt, '--work-dir',
-                    tmp_path / f'{kind}_work', '--out', out, *extra,
-                    '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        log = done.stdout + done.stderr
-        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    results = _test_tool_runs((('train', train_ckpt, []),
+                               ('deploy', deploy_ckpt, []),
+                               ('bf16', deploy_ckpt, ['--dtype', 'bf16'])),
+                              tiny_cityscapes, tmp_path)
     # The spread model predicts many classes with almost no near ties
     # (tests/conftest.py): its two structures differ by float rounding
     # only, which decides the label of at most a few pixels.
@@ -113,15 +121,9 @@ def test_test_tool_compile_gives_the_eager_segmentation(spread,
                                                         tiny_cityscapes,
                                                         tmp_path):
     _, deploy_ckpt = spread
-    results = {}
-    for kind, extra in (('eager', []), ('compile', ['--compile'])):
-        out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, deploy_ckpt, '--work-dir',
-                    tmp_path / f'{kind}_work', '--out', out, *extra,
-                    '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        log = done.stdout + done.stderr
-        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    results = _test_tool_runs((('eager', deploy_ckpt, []),
+                               ('compile', deploy_ckpt, ['--compile'])),
+                              tiny_cityscapes, tmp_path)
     assert "fast inference: dict(compile=True, cuda_graph=False, " \
         "dtype='float32')" in results['compile'][2]
     # Inductor's kernels round differently; nothing else changes.
@@ -137,16 +139,11 @@ def test_test_tool_replays_cuda_graphs(trained, tiny_cityscapes, tmp_path):
     """On a GPU (where ``trained`` trained on it too): --cuda-graph gives
     the eager mIoU and label maps, in fp32 and under bf16 autocast."""
     work, _ = trained
-    results = {}
-    for kind, extra in (('eager', []), ('graph', ['--cuda-graph']),
-                        ('graph_bf16', ['--cuda-graph', '--dtype', 'bf16'])):
-        out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, work / 'iter_4_deploy.pth',
-                    '--work-dir', tmp_path / f'{kind}_work', '--out', out,
-                    *extra, '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        log = done.stdout + done.stderr
-        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    ckpt = work / 'iter_4_deploy.pth'
+    results = _test_tool_runs(
+        (('eager', ckpt, []), ('graph', ckpt, ['--cuda-graph']),
+         ('graph_bf16', ckpt, ['--cuda-graph', '--dtype', 'bf16'])),
+        tiny_cityscapes, tmp_path)
     assert "fast inference: dict(compile=False, cuda_graph=True, " \
         "dtype='float32')" in results['graph'][2]
     assert abs(results['graph'][0] - results['eager'][0]) <= 0.05
