@@ -20,6 +20,8 @@ from mmseg_repmlp.benchmark import (
     resolve_settings,
     run_benchmark,
 )
+from mmseg_repmlp.benchmark.complexity import count_macs
+from mmseg_repmlp.models.layers import RepMLPBlock
 
 from .conftest import CONFIG, TINY_ARCH, run, tool
 
@@ -446,3 +448,19 @@ def test_own_model_options_are_checked_before_anything_runs(trained,
     ):
         with pytest.raises(SystemExit, match=message):
             main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize('sharesets', [
+    1,
+    2,  # the window FC is one baddbmm
+])
+def test_macs_of_a_deploy_block_by_hand(sharesets):
+    """count_macs against a hand count: each of the N*C*H*W outputs of the
+    window FC is a dot product over one h x w window, and the Global
+    Perceptron is two C x C/4 products per image (biases are no MACs)."""
+    n, c, height, width, (h, w) = 2, 8, 12, 16, (4, 4)
+    block = RepMLPBlock(c, (h, w), sharesets, deploy=True).eval()
+    expected = n * c * height * width * h * w + n * 2 * c * (c // 4)
+    assert count_macs(block, torch.randn(n, c, height, width)) == expected
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False).eval()
+    assert count_macs(conv, torch.randn(1, 3, 16, 16)) == 8 * 3 * 9 * 16 * 16

@@ -101,6 +101,9 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out is not None:
+        # MMSegmentation's IoUMetric creates it on rank 0 only; another rank
+        # can write its first prediction before that.
+        os.makedirs(args.out, exist_ok=True)
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
     return cfg

@@ -20,6 +20,19 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint asked the unpickler for something that could run code."""
 
 
+def _refusal_reason(err: pickle.UnpicklingError) -> str:
+    """Why torch's weights-only unpickler refused a file: the unpickler's
+    own words (an allowlist's message among them), not torch's generic
+    advice around them, which suggests turning safe loading off."""
+    text = str(err)
+    marker = 'WeightsUnpickler error:'
+    if marker in text:
+        reason = text.split(marker, 1)[1].split('Check the documentation')[0]
+        if reason.strip():
+            return ' '.join(reason.split())
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def safe_torch_load(path: str, map_location: Any = 'cpu',
                     mmap: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True`` and clear errors.
@@ -37,7 +50,7 @@ def safe_torch_load(path: str, map_location: Any = 'cpu',
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
             f'Refused to load {path!r}: it contains a pickled object that is '
-            f'not plain weights ({str(err).splitlines()[0]}). Only load '
+            f'not plain weights ({_refusal_reason(err)}). Only load '
             'checkpoints from sources you trust; convert third-party files '
             'with tools/convert_official.py.') from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as err:

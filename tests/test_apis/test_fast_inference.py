@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from mmengine.config import ConfigDict
 from torch.testing import assert_close
 
 from mmseg_repmlp import reparameterize_model
@@ -47,10 +48,13 @@ def _reference(model, x):
         return model.encode_decode(x, _metas(x))
 
 
-def test_compiled_inference_matches_eager(segmentor):
-    model = _fresh(segmentor)
-    x = torch.randn(2, 3, 96, 160)
-    ref = _reference(model, x)
+def test_compiled_inference_matches_eager_whole_and_slide(segmentor):
+    """The compiled fast path gives the eager logits for a whole image and
+    in slide mode, where every crop goes through it (the crops have the
+    whole image's shape: one compiled graph serves all)."""
+    model, eager = _fresh(segmentor), _fresh(segmentor)
+    x = torch.randn(1, 3, 96, 160)
+    ref = _reference(eager, x)
     accelerate(model, compile=True)
     assert is_accelerated(model)
     assert model.fast_inference['compile'] is True
@@ -58,6 +62,27 @@ def test_compiled_inference_matches_eager(segmentor):
     assert out.dtype == torch.float32 and out.shape == ref.shape
     scale = ref.abs().max()
     assert_close(out / scale, ref / scale, rtol=1e-5, atol=1e-5)
+
+    big = torch.randn(1, 3, 144, 224)
+    for m in (model, eager):
+        m.test_cfg = ConfigDict(mode='slide', crop_size=(96, 160),
+                                stride=(48, 64))
+    compiled, crops = model._fast_dense, []
+    model._fast_dense = lambda t: crops.append(tuple(t.shape)) or compiled(t)
+    with torch.no_grad():
+        ref = eager.inference(big, _metas(big))
+        out = model.inference(big, _metas(big))
+    assert crops == [(1, 3, 96, 160)] * 4  # 2 x 2 overlapping crops
+    assert out.shape == ref.shape == (1, 19, 144, 224)
+    scale = ref.abs().max()
+    assert_close(out / scale, ref / scale, rtol=1e-5, atol=1e-5)
+
+
+def test_init_model_compile_makes_the_compiled_fast_path():
+    model = init_model(CONFIG, None, device='cpu', compile=True)
+    assert is_accelerated(model)
+    assert model.fast_inference == dict(compile=True, cuda_graph=False,
+                                        dtype='float32')
 
 
 def test_bf16_inference_is_close_and_returns_fp32(segmentor):

@@ -103,3 +103,13 @@ def test_truncated_checkpoint_has_a_clear_error(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match='does not exist'):
         safe_torch_load(str(tmp_path / 'nope.pth'))
+
+
+def test_the_refusal_says_why_and_not_how_to_turn_safety_off(tmp_path):
+    path = tmp_path / 'escape.pth'  # no hint in the name this time
+    torch.save({'x': _GetattrEscape()}, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        safe_torch_load(str(path))
+    message = str(err.value)
+    assert "checkpoint asks for getattr('HistoryBuffer', '__init__')" in message
+    assert 'weights_only` set to `False`' not in message

@@ -60,11 +60,9 @@ def test_two_process_ddp_training_and_testing(tiny_cityscapes, tmp_path):
 
     # Each rank tests one of the two validation images; rank 0 gathers
     # the results.
+    # Not made here: tools/test.py creates it before any rank writes
+    # (MMSegmentation's IoUMetric creates it on rank 0 only).
     out = tmp_path / 'predictions'
-    # MMSegmentation's IoUMetric creates its output_dir on rank 0 only, and
-    # rank 1 may write its first map before that: without this, --out fails
-    # with FileNotFoundError on rank 1 (tools/test.py does not create it).
-    out.mkdir()
     done = run(['bash', REPO / 'tools' / 'dist_test.sh', CONFIG,
                 work / 'iter_2_deploy.pth', 2, '--work-dir', tmp_path / 'test',
                 '--out', out, '--cfg-options',

@@ -16,6 +16,21 @@ def _miou(output: str) -> float:
     return float(found[-1])
 
 
+def _test_tool_runs(runs, data_root, tmp_path):
+    """``tools/test.py`` once per ``(kind, checkpoint, extra args)``: each
+    kind's mIoU, label maps (sorted paths) and log."""
+    results = {}
+    for kind, ckpt, extra in runs:
+        out = tmp_path / kind
+        done = run([*tool('test.py'), CONFIG, ckpt, '--work-dir',
+                    tmp_path / f'{kind}_work', '--out', out, *extra,
+                    '--cfg-options',
+                    f'test_dataloader.dataset.data_root={data_root}'])
+        log = done.stdout + done.stderr
+        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    return results
+
+
 def test_training_writes_checkpoints_and_deploy_twins(trained):
     work, log = trained
     files = {p.name for p in work.iterdir() if p.is_file()}
@@ -72,18 +87,12 @@ def test_resume_continues_from_the_last_checkpoint(trained, tiny_cityscapes,
 
 def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         spread, tiny_cityscapes, tmp_path):
+    """Training-time and deploy checkpoints, and the deploy one in bf16."""
     train_ckpt, deploy_ckpt = spread
-    results = {}
-    for kind, ckpt, extra in (('train', train_ckpt, []),
-                              ('deploy', deploy_ckpt, []),
-                              ('bf16', deploy_ckpt, ['--dtype', 'bf16'])):
-        out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, ckpt, '--work-dir',
-                    tmp_path / f'{kind}_work', '--out', out, *extra,
-                    '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        log = done.stdout + done.stderr
-        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    results = _test_tool_runs((('train', train_ckpt, []),
+                               ('deploy', deploy_ckpt, []),
+                               ('bf16', deploy_ckpt, ['--dtype', 'bf16'])),
+                              tiny_cityscapes, tmp_path)
     # The spread model predicts many classes with almost no near ties
     # (tests/conftest.py): its two structures differ by float rounding
     # only, which decides the label of at most a few pixels.
@@ -107,21 +116,34 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         assert same.mean() >= 0.95
 
 
+@pytest.mark.slow  # inductor compiles the segmentor: minutes on 2 cores
+def test_test_tool_compile_gives_the_eager_segmentation(spread,
+                                                        tiny_cityscapes,
+                                                        tmp_path):
+    _, deploy_ckpt = spread
+    results = _test_tool_runs((('eager', deploy_ckpt, []),
+                               ('compile', deploy_ckpt, ['--compile'])),
+                              tiny_cityscapes, tmp_path)
+    assert "fast inference: dict(compile=True, cuda_graph=False, " \
+        "dtype='float32')" in results['compile'][2]
+    # Inductor's kernels round differently; nothing else changes.
+    assert abs(results['compile'][0] - results['eager'][0]) <= 0.01
+    for a, b in zip(results['eager'][1], results['compile'][1], strict=True):
+        a, b = np.asarray(Image.open(a)), np.asarray(Image.open(b))
+        assert len(np.unique(a)) >= 4
+        assert (a == b).mean() >= 0.9995
+
+
 @pytest.mark.cuda
 def test_test_tool_replays_cuda_graphs(trained, tiny_cityscapes, tmp_path):
     """On a GPU (where ``trained`` trained on it too): --cuda-graph gives
     the eager mIoU and label maps, in fp32 and under bf16 autocast."""
     work, _ = trained
-    results = {}
-    for kind, extra in (('eager', []), ('graph', ['--cuda-graph']),
-                        ('graph_bf16', ['--cuda-graph', '--dtype', 'bf16'])):
-        out = tmp_path / kind
-        done = run([*tool('test.py'), CONFIG, work / 'iter_4_deploy.pth',
-                    '--work-dir', tmp_path / f'{kind}_work', '--out', out,
-                    *extra, '--cfg-options',
-                    f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
-        log = done.stdout + done.stderr
-        results[kind] = (_miou(log), sorted(out.rglob('*.png')), log)
+    ckpt = work / 'iter_4_deploy.pth'
+    results = _test_tool_runs(
+        (('eager', ckpt, []), ('graph', ckpt, ['--cuda-graph']),
+         ('graph_bf16', ckpt, ['--cuda-graph', '--dtype', 'bf16'])),
+        tiny_cityscapes, tmp_path)
     assert "fast inference: dict(compile=False, cuda_graph=True, " \
         "dtype='float32')" in results['graph'][2]
     assert abs(results['graph'][0] - results['eager'][0]) <= 0.05
@@ -130,6 +152,23 @@ def test_test_tool_replays_cuda_graphs(trained, tiny_cityscapes, tmp_path):
         for a, b in zip(results['eager'][1], results[kind][1], strict=True):
             same = np.asarray(Image.open(a)) == np.asarray(Image.open(b))
             assert same.mean() >= least, kind
+
+
+@pytest.mark.cuda
+def test_amp_training_on_a_gpu(tiny_cityscapes, tmp_path):
+    """--amp: MMSegmentation's fp16 with dynamic loss scaling, end to end
+    (MMEngine refuses it without CUDA: tests/test_cli/test_train.py)."""
+    work = tmp_path / 'amp'
+    done = run([*tool('train.py'), CONFIG, '--work-dir', work, '--amp',
+                *train_options(tiny_cityscapes, 2, 2)])
+    log = done.stdout + done.stderr
+    assert 'AmpOptimWrapper' in log
+    assert (work / 'iter_2.pth').is_file()
+    assert (work / 'iter_2_deploy.pth').is_file()
+    state = torch.load(work / 'iter_2.pth')
+    assert 'loss_scaler' in state['optimizer']  # AmpOptimWrapper's state
+    assert all(torch.isfinite(v).all() for v in state['state_dict'].values()
+               if v.is_floating_point())
 
 
 def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path,

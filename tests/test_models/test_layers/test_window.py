@@ -33,6 +33,24 @@ def test_partition_groups_consecutive_channels_per_window():
     assert torch.equal(windows[0], x[0, 0:2, :, 0:4])
 
 
+def test_partition_crops_every_window_of_a_grid():
+    """3 x 4 non-square windows, 3 groups of 2 channels: window k is the
+    crop (i, j) of group g, in the order (row i, column j, group g)."""
+    x = torch.randn(2, 6, 9, 20)
+    h, w, sets = 3, 5, 2
+    windows = window_partition(x, (h, w), sets)
+    k = 0
+    for b in range(2):
+        for i in range(3):
+            for j in range(4):
+                for g in range(3):
+                    crop = x[b, g * sets:(g + 1) * sets,
+                             i * h:(i + 1) * h, j * w:(j + 1) * w]
+                    assert torch.equal(windows[k], crop), (b, i, j, g)
+                    k += 1
+    assert k == len(windows)
+
+
 def test_partition_needs_whole_windows():
     with pytest.raises(ValueError, match='pad it first'):
         window_partition(torch.randn(1, 2, 5, 8), (4, 4), 1)
