@@ -1,9 +1,7 @@
-from mmseg.apis import show_result_pyplot
-
 from ..utils.images import read_image
 from ..utils.sizes import DEFAULT_CHECK_SIZE, check_size
 from .fast_inference import accelerate, is_accelerated
-from .inference import inference_model, init_model
+from .inference import inference_model, init_model, show_result_pyplot
 
 __all__ = [
     'init_model', 'inference_model', 'read_image', 'show_result_pyplot',
