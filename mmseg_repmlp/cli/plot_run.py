@@ -164,6 +164,18 @@ def read_scalars(work_dir: str) -> Tuple[List[dict], List[int]]:
 
 
 # --- measuring --------------------------------------------------------------
+def evaluator_ignore_index(cfg: Config) -> int:
+    """The label ``IoUMetric`` leaves out in the config's val evaluator (one
+    metric or a list), as ``tools/test.py`` measures; 255 by default."""
+    metrics = cfg.get('val_evaluator') or {}
+    if not isinstance(metrics, (list, tuple)):
+        metrics = [metrics]
+    for metric in metrics:
+        if metric.get('type') == 'IoUMetric':
+            return metric.get('ignore_index', 255)
+    return 255
+
+
 class ValResults:
     """Per-class areas over the val set, as ``IoUMetric`` sums them, and the
     ground-truth classes of every image."""
@@ -427,7 +439,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
             raise ValueError(f'The val set of {config} has no images.')
     except (OSError, ValueError) as err:
         sys.exit(f'error: {err}')
-    ignore_index = (cfg.get('val_evaluator') or {}).get('ignore_index', 255)
+    ignore_index = evaluator_ignore_index(cfg)
     classes = model.dataset_meta['classes']
     palette = np.asarray(model.dataset_meta['palette'], np.uint8)
     name = osp.basename(checkpoint)
@@ -447,6 +459,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
                            '(ground-truth classes)'),
         paths['per_class_iou'], args.force)
     print(f'mIoU of {name} on {measured}: {results.miou():.2f}')
+    iou = results.iou() * 100
+    print('IoU of the ground-truth classes: ' + ', '.join(
+        f'{classes[c]} {iou[c]:.2f}' for c in results.gt_class_ids()))
     for path in paths.values():
         print(f'Written {path}')
     return dict(paths, mIoU=results.miou(), checkpoint=checkpoint,

@@ -4,6 +4,8 @@ import re
 
 import numpy as np
 import pytest
+import torch
+from mmengine.config import Config
 from PIL import Image
 
 from mmseg_repmlp.cli.plot_run import (
@@ -11,8 +13,10 @@ from mmseg_repmlp.cli.plot_run import (
     CURVES_SIZE,
     PANEL_WIDTH,
     PICTURES,
+    ValResults,
     choose_images,
     colourize,
+    evaluator_ignore_index,
     read_scalars,
 )
 
@@ -23,8 +27,16 @@ def _plot(*args, check=True):
     return run([*tool('analysis/plot_run.py'), *args], check=check)
 
 
+def _last_table_iou(log, name):
+    """The IoU of class ``name`` in the last per-class table of a log."""
+    rows = re.findall(rf'^\|\s*{re.escape(name)}\s*\|\s*([0-9.]+)\s*\|',
+                      log, flags=re.M)
+    assert rows, name
+    return float(rows[-1])
+
+
 def test_plot_tool_draws_the_three_pictures(trained, tmp_path):
-    work, _ = trained
+    work, log = trained
     out = tmp_path / 'pictures'
     done = _plot(work, '--checkpoint', work / 'iter_4_deploy.pth',
                  '--out-dir', out)
@@ -49,6 +61,12 @@ def test_plot_tool_draws_the_three_pictures(trained, tmp_path):
     measured = float(re.search(r'mIoU of iter_4_deploy.pth on 2 val '
                                r'images: ([0-9.]+)', done.stdout).group(1))
     assert abs(measured - logged[4]) <= 0.05
+    # Class by class too: the table MMSegmentation logged at iteration 4.
+    per_class = re.search(r'IoU of the ground-truth classes: (.*)',
+                          done.stdout).group(1)
+    for item in per_class.split(', '):
+        name, value = item.rsplit(' ', 1)
+        assert abs(float(value) - _last_table_iou(log, name)) <= 0.2, item
     assert 'Failed to add' not in done.stdout + done.stderr
 
 
@@ -123,3 +141,29 @@ def test_colourize_paints_the_palette_and_blacks_out_ignored(ignore_index):
     if ignore_index == 0:
         expected[0] = [0, 0, 0]
     assert rgb.tolist() == [[list(map(int, c)) for c in expected]]
+
+
+def test_val_results_leave_ignored_pixels_out():
+    results = ValResults(num_classes=3, ignore_index=255)
+    gt = torch.tensor([[0, 0, 1, 255], [1, 1, 255, 255]])
+    # Class 2 is predicted on ignored pixels only: no union, left out.
+    pred = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 2]])
+    results.add(pred, gt)
+    iou = results.iou()
+    assert iou[0] == pytest.approx(1 / 3) and iou[1] == pytest.approx(2 / 4)
+    assert np.isnan(iou[2])
+    assert results.miou() == pytest.approx(round((1 / 3 + 1 / 2) * 50, 2))
+    assert results.gt_class_ids() == [0, 1]
+    assert results.gt_classes == [{0, 1}]
+
+
+def test_ignore_index_is_the_evaluators():
+    def cfg(evaluator):
+        return Config(dict(val_evaluator=evaluator))
+
+    assert evaluator_ignore_index(cfg(dict(type='IoUMetric'))) == 255
+    assert evaluator_ignore_index(
+        cfg(dict(type='IoUMetric', ignore_index=0))) == 0
+    assert evaluator_ignore_index(cfg([
+        dict(type='CityscapesMetric', output_dir='x'),
+        dict(type='IoUMetric', ignore_index=3)])) == 3
