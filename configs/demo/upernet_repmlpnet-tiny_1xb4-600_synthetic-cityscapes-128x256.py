@@ -87,7 +87,11 @@ default_hooks = dict(
         max_keep_ckpts=2,
         save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    # Paints ground truth | prediction of every 5th val image at each
+    # validation, into <work_dir>/<timestamp>/vis_data/vis_image/ (and
+    # TensorBoard's Images tab with configs/_base_/tensorboard.py). Off, the
+    # hook only warns that it is off.
+    visualization=dict(type='SegVisualizationHook', draw=True, interval=5))
 custom_hooks = [
     dict(type='RepMLPDeployHook', verify=True),
     dict(type='StopOnNonFiniteLossHook'),

@@ -3,6 +3,7 @@ import copy
 import warnings
 from typing import Optional, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -148,3 +149,48 @@ def inference_model(model: torch.nn.Module, img):
     elif isinstance(img, str):
         img = read_image(img)
     return mmseg_inference_model(model, img)
+
+
+def show_result_pyplot(model: torch.nn.Module,
+                       img: Union[str, np.ndarray],
+                       result,
+                       opacity: float = 0.5,
+                       title: str = '',
+                       draw_gt: bool = True,
+                       draw_pred: bool = True,
+                       wait_time: float = 0,
+                       show: bool = True,
+                       with_labels: Optional[bool] = True,
+                       save_dir: Optional[str] = None,
+                       out_file: Optional[str] = None) -> np.ndarray:
+    """:func:`mmseg.apis.show_result_pyplot`, with no file backend to drop.
+
+    MMSegmentation's version always gives its visualizer a
+    ``LocalVisBackend``; without ``save_dir`` MMEngine drops it with a
+    warning about ``save_dir`` that a user of ``out_file`` or ``show`` cannot
+    act on. Here the backend is asked for only with a ``save_dir``.
+    Arguments and the return value are MMSegmentation's.
+
+    Returns:
+        np.ndarray: The drawn RGB image.
+    """
+    import mmcv
+    from mmengine.utils import mkdir_or_exist
+    from mmseg.visualization import SegLocalVisualizer
+
+    model = getattr(model, 'module', model)
+    image = mmcv.imread(img, channel_order='rgb') if isinstance(img, str) \
+        else img
+    backends = []
+    if save_dir is not None:
+        mkdir_or_exist(save_dir)
+        backends = [dict(type='LocalVisBackend')]
+    visualizer = SegLocalVisualizer(vis_backends=backends, save_dir=save_dir,
+                                    alpha=opacity)
+    visualizer.dataset_meta = dict(classes=model.dataset_meta['classes'],
+                                   palette=model.dataset_meta['palette'])
+    visualizer.add_datasample(
+        name=title, image=image, data_sample=result, draw_gt=draw_gt,
+        draw_pred=draw_pred, wait_time=wait_time, out_file=out_file,
+        show=show, with_labels=with_labels)
+    return visualizer.get_image()

@@ -75,11 +75,20 @@ def configure_for_checkpoint(cfg: Config, path: str) -> bool:
 
 
 def build_segmentor(cfg: Config):
-    """Build ``cfg.model`` from MMSegmentation's registry (on the CPU)."""
+    """Build ``cfg.model`` from MMSegmentation's registry (on the CPU).
+
+    Every caller builds for inference or conversion, where MMSegmentation's
+    notices about how the training losses are built (``build_loss``,
+    ``avg_non_ignore``) say nothing a user can act on; they are silenced
+    here (a training run still shows them once, from its runner).
+    """
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    return MODELS.build(copy.deepcopy(cfg.model))
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*build_loss.*')
+        warnings.filterwarnings('ignore', message='.*avg_non_ignore.*')
+        return MODELS.build(copy.deepcopy(cfg.model))
 
 
 @torch.no_grad()

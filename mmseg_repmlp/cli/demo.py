@@ -1,4 +1,4 @@
-"""The built-in demo: generate data, train, test the deploy model, infer.
+"""The built-in demo: generate data, train, test the deploy model, draw.
 
 Runs on 2 CPU cores in about 10 minutes with no downloads:
 
@@ -9,7 +9,10 @@ Runs on 2 CPU cores in about 10 minutes with no downloads:
    (validation, checkpoints, deploy twins written and verified by the hook);
 3. the best deploy checkpoint is tested with the regular test entry;
 4. one validation image is segmented with the deploy model and written as a
-   colour overlay.
+   colour overlay;
+5. the run is drawn by ``tools/analysis/plot_run.py``: val images with
+   their ground truth and prediction, the training curves and the IoU of
+   every ground-truth class, as PNGs in the work dir.
 """
 import argparse
 import glob
@@ -19,7 +22,7 @@ from typing import List, Optional
 from ..dataset_converters import convert_cityscapes
 from ..synthetic import generate_synthetic_cityscapes
 from ..utils.config_paths import config_path
-from . import image_demo
+from . import image_demo, plot_run
 from . import test as test_entry
 from . import train as train_entry
 
@@ -58,11 +61,21 @@ def short_schedule_options(iters: int, interval: int) -> List[str]:
     ]
 
 
-def _newest(pattern: str) -> str:
-    files = sorted(glob.glob(pattern), key=osp.getmtime)
-    if not files:
-        raise FileNotFoundError(f'No file matches {pattern!r}.')
-    return files[-1]
+class _Progress:
+    """``  what: done/total`` on one line, updated in place; nothing for a
+    step with nothing to do (a second run keeps the data)."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done = what, total, 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        print(f'\r  {self.what}: {self.done}/{self.total}', end='',
+              flush=True)
+
+    def close(self) -> None:
+        if self.done:
+            print()
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -72,10 +85,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     data_root = osp.join(work_dir, 'data', 'cityscapes')
     train_dir = osp.join(work_dir, 'train')
 
-    print(f'[1/4] Generating a Cityscapes-layout dataset in {data_root}')
-    generate_synthetic_cityscapes(
-        data_root, num_train=args.num_train, num_val=args.num_val)
-    convert_cityscapes(data_root, nproc=2)
+    num_images = args.num_train + args.num_val
+    print(f'[1/5] Generating a Cityscapes-layout dataset in {data_root}')
+    progress = _Progress('images generated', num_images)
+    generated = generate_synthetic_cityscapes(
+        data_root, num_train=args.num_train, num_val=args.num_val,
+        progress=progress)
+    progress.close()
+    if not generated['generated']:
+        print('  kept the dataset an earlier run generated')
+    progress = _Progress('label maps converted', num_images)
+    converted = convert_cityscapes(data_root, nproc=2, progress=progress)
+    progress.close()
+    if converted['num_skipped']:
+        print(f'  kept {converted["num_skipped"]} label maps converted '
+              'before')
 
     options = data_root_options(data_root)
     if args.max_iters:
@@ -86,29 +110,41 @@ def main(argv: Optional[List[str]] = None) -> dict:
         # A second run continues (or just re-tests) the first one instead
         # of overwriting its checkpoints.
         train_args.append('--resume')
-    print(f'[2/4] Training {osp.basename(config)} in {train_dir}')
+    print(f'[2/5] Training {osp.basename(config)} in {train_dir}')
     train_entry.main([*train_args, '--cfg-options', *options])
 
-    deploy_ckpt = _newest(osp.join(train_dir, 'best_mIoU_*_deploy.pth'))
-    print(f'[3/4] Testing the deploy checkpoint {deploy_ckpt}')
+    deploy_ckpt = plot_run.find_checkpoint(train_dir)  # the best deploy one
+    print(f'[3/5] Testing the deploy checkpoint {deploy_ckpt}')
     metrics = test_entry.main([
         config, deploy_ckpt, '--work-dir', osp.join(work_dir, 'test'),
-        '--cfg-options', *data_root_options(data_root)
+        '--cfg-options', *data_root_options(data_root),
+        # About five progress lines, whatever the number of val images.
+        f'default_hooks.logger.interval={max(args.num_val // 5, 1)}'
     ])
 
     image = sorted(
         glob.glob(osp.join(data_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
     out_file = osp.join(work_dir, 'demo_overlay.png')
-    print(f'[4/4] Segmenting {image} with the deploy model -> {out_file}')
+    print(f'[4/5] Segmenting {image} with the deploy model -> {out_file}')
     # The overlay is the demo's own output in its work dir: a second run
     # (which resumes the training) draws it again.
     image_demo.main([image, config, deploy_ckpt, '--out-file', out_file,
                      '--opacity', '0.6', '--force'])
 
+    print(f'[5/5] Drawing the run into {work_dir}')
+    # Like the overlay, the pictures are the demo's own outputs: redrawn.
+    pictures = plot_run.main([train_dir, '--checkpoint', deploy_ckpt,
+                              '--out-dir', work_dir, '--force'])
+
     print('\nDemo finished.')
     print(f'  val mIoU (deploy model, whole 256x512 images): '
           f'{metrics["mIoU"]:.2f}')
     print(f'  deploy checkpoint: {deploy_ckpt}')
+    print(f'  val images, ground truth, prediction: {pictures["panel"]}')
+    print(f'  training curves: {pictures["curves"]}')
+    print(f'  per-class IoU: {pictures["per_class_iou"]}')
+    print(f'  painted at each validation: '
+          f'{osp.join(train_dir, "<timestamp>", "vis_data", "vis_image")}')
     print(f'  overlay: {out_file}')
     return dict(metrics=metrics, deploy_checkpoint=deploy_ckpt,
-                overlay=out_file)
+                overlay=out_file, pictures=pictures)

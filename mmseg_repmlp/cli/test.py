@@ -35,8 +35,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved. If specified, '
-        'it will be automatically saved to the work_dir/timestamp/show_dir')
+        help='directory where painted images (ground truth | prediction) of '
+        'every test image will be saved, as SHOW_DIR/vis_data/vis_image/'
+        'test_<image>_<iter>.png')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -80,6 +81,9 @@ def _trigger_visualization_hook(cfg: Config, args: argparse.Namespace):
             '--show or --show-dir.')
     hook = default_hooks['visualization']
     hook['draw'] = True
+    # The hook paints every `interval`-th batch (50 in MMSegmentation's
+    # runtime): a small test set would get no picture at all.
+    hook['interval'] = 1
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
@@ -93,6 +97,13 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = load_config(args)
     # Loaded strictly in main(), not by MMEngine's lenient load_from.
     cfg.load_from = None
+    # A test needs none of the training fields. With them, MMEngine builds
+    # the training dataloader as soon as a hook asks for runner.iter (the
+    # visualization hook does for --show-dir), which fails where only the
+    # test data is.
+    for key in ('train_dataloader', 'train_cfg', 'optim_wrapper',
+                'param_scheduler'):
+        cfg[key] = None
     configure_for_checkpoint(cfg, args.checkpoint)
     if args.show or args.show_dir:
         cfg = _trigger_visualization_hook(cfg, args)

@@ -112,9 +112,25 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     _sync_bn_to_bn(cfg.model)
 
 
+def give_runner_its_own_visualizer(cfg: Config) -> None:
+    """Let the runner name its visualizer after its own experiment.
+
+    MMSegmentation's runtime names the visualizer ``'visualizer'``, and
+    MMEngine hands a second runner that asks for the same name in the same
+    process (the demo's test after its training) the first runner's
+    instance, with a warning: the test's pictures and logs would go to the
+    training's folder. Without a name, MMEngine uses the runner's experiment
+    name (config and timestamp), as it does for a config without one.
+    """
+    visualizer = cfg.get('visualizer')
+    if isinstance(visualizer, dict) and visualizer.get('name') == 'visualizer':
+        visualizer.pop('name')
+
+
 def build_runner(cfg: Config) -> Runner:
     """The runner a config asks for (``runner_type``), else MMEngine's."""
     prepare_cpu_distributed(cfg)
+    give_runner_its_own_visualizer(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

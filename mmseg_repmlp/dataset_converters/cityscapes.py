@@ -22,7 +22,7 @@ import json
 import multiprocessing
 import os
 import warnings
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 __all__ = ['convert_cityscapes']
 
@@ -115,7 +115,9 @@ def convert_cityscapes(root: str,
                        nproc: int = 1,
                        splits: Union[str, Sequence[str]] = ('train', 'val',
                                                             'test'),
-                       overwrite: bool = False) -> dict:
+                       overwrite: bool = False,
+                       progress: Optional[Callable[[], None]] = None
+                       ) -> dict:
     """Prepares a Cityscapes-layout folder for MMSegmentation training.
 
     For every ``gtFine/<split>/<city>/*_gtFine_polygons.json`` of the
@@ -135,6 +137,8 @@ def convert_cityscapes(root: str,
         splits: Split names to process (a single name is accepted too).
         overwrite: Also regenerate label images that already exist (by
             default they are kept, so an interrupted run can be resumed).
+        progress: Called after each label image written, e.g. a progress
+            bar's ``update`` (the real dataset has 5000 of them).
 
     Returns:
         Summary dict: ``root``; ``splits[split]`` = ``{'num_annotations',
@@ -157,7 +161,8 @@ def convert_cityscapes(root: str,
                   for split in splits}
     todo = {split: [p for p in files if overwrite or not _is_converted(p)]
             for split, files in polygons.items()}
-    _convert_all([p for paths in todo.values() for p in paths], nproc)
+    _convert_all([p for paths in todo.values() for p in paths], nproc,
+                 progress)
     for split, files in polygons.items():
         _write_split_list(root, split, files, num_images[split])
     return _summary(root, splits, polygons, todo, num_images)
@@ -264,16 +269,19 @@ def _is_converted(json_path: str) -> bool:
     return os.path.isfile(json_path[:-len(POLYGON_SUFFIX)] + LABEL_SUFFIX)
 
 
-def _convert_all(paths: Sequence[str], nproc: int) -> None:
+def _convert_all(paths: Sequence[str], nproc: int,
+                 progress: Optional[Callable[[], None]] = None) -> None:
     """Converts the polygon files, in ``nproc`` processes if more than 1."""
+    progress = progress or (lambda: None)
     if nproc > 1 and len(paths) > 1:
         chunk = max(1, len(paths) // (nproc * 8))
         with multiprocessing.Pool(min(nproc, len(paths))) as pool:
             for _ in pool.imap_unordered(_convert_one, paths, chunk):
-                pass
+                progress()
     else:
         for path in paths:
             _convert_one(path)
+            progress()
 
 
 def _write_split_list(root: str, split: str, polygons: Sequence[str],

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -71,7 +71,9 @@ def generate_synthetic_cityscapes(root: str,
                                   height: int = 256,
                                   width: int = 512,
                                   seed: int = 0,
-                                  overwrite: bool = False) -> dict:
+                                  overwrite: bool = False,
+                                  progress: Optional[Callable[[], None]] = None
+                                  ) -> dict:
     """Writes a small procedural street-scene dataset in Cityscapes layout.
 
     The output is deterministic: the same arguments give byte-identical
@@ -95,6 +97,8 @@ def generate_synthetic_cityscapes(root: str,
         overwrite: Regenerate a previous synthetic dataset in ``root``.
             Without it an existing generation is kept and its summary
             returned.
+        progress: Called after each image written, e.g. a progress bar's
+            ``update`` (generating takes a while on a slow machine).
 
     Returns:
         A summary dict with ``root``, ``generated`` (False when an existing
@@ -113,7 +117,7 @@ def generate_synthetic_cityscapes(root: str,
         root, _LAYOUT,
         GenerationArguments(num_train=num_train, num_val=num_val,
                             height=height, width=width, seed=seed),
-        overwrite)
+        overwrite, progress)
 
 
 @functools.lru_cache(maxsize=4)

@@ -128,7 +128,8 @@ def _samples(args: GenerationArguments, split_index: int,
 
 
 def write_dataset(root: str, layout: DatasetLayout, args: GenerationArguments,
-                  overwrite: bool) -> dict:
+                  overwrite: bool,
+                  progress: Optional[Callable[[], None]] = None) -> dict:
     """Checks the arguments and ``root``, then writes the dataset there.
 
     Args:
@@ -136,6 +137,8 @@ def write_dataset(root: str, layout: DatasetLayout, args: GenerationArguments,
         layout: The dataset layout to write.
         args: The generation's arguments.
         overwrite: Regenerate an earlier generation in ``root``.
+        progress: Called after each sample written (a progress bar's
+            update); not called when an earlier generation is kept.
 
     Returns:
         The summary written into the marker file, plus ``root`` and
@@ -151,7 +154,7 @@ def write_dataset(root: str, layout: DatasetLayout, args: GenerationArguments,
     with open(partial, 'w', encoding='utf-8') as f:
         f.write('generation in progress\n')
     _clear_previous(root, layout)
-    summary = _write_splits(root, layout, args)
+    summary = _write_splits(root, layout, args, progress)
     # The marker is written last: its presence means "complete and ours".
     # It holds no absolute path, so identical runs give identical bytes.
     with open(os.path.join(root, layout.marker), 'w', encoding='utf-8') as f:
@@ -162,7 +165,8 @@ def write_dataset(root: str, layout: DatasetLayout, args: GenerationArguments,
 
 
 def _write_splits(root: str, layout: DatasetLayout,
-                  args: GenerationArguments) -> dict:
+                  args: GenerationArguments,
+                  progress: Optional[Callable[[], None]] = None) -> dict:
     """Writes every sample; returns the generation's summary."""
     pixel_counts = np.zeros(256, np.int64)
     splits = {}
@@ -171,6 +175,8 @@ def _write_splits(root: str, layout: DatasetLayout,
             label = sample.label_map(layout.label_ids, layout.void_id)
             pixel_counts += np.bincount(label.ravel(), minlength=256)
             layout.write_sample(root, args, split, i, sample, label)
+            if progress is not None:
+                progress()
         name, splits[name] = layout.split_summary(args, split)
     classes, class_ids, fractions = _class_statistics(pixel_counts, layout)
     return {
