@@ -43,6 +43,8 @@ from matplotlib.ticker import MaxNLocator
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.utils import ProgressBar
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import DATASETS
 from PIL import Image
 
 from ..apis import init_model
@@ -188,7 +190,6 @@ class ValResults:
         self.gt_classes: List[set] = []
 
     def add(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
-        from mmseg.evaluation import IoUMetric
         self.areas += torch.stack(IoUMetric.intersect_and_union(
             pred, gt, self.num_classes, self.ignore_index)).double()
         self.gt_classes.append(_classes_in(gt, self.num_classes))
@@ -418,7 +419,6 @@ def _panel_rows(model: torch.nn.Module, dataset, chosen: Sequence[int]
 
 
 def _val_dataset(cfg: Config):
-    from mmseg.registry import DATASETS
     return DATASETS.build(cfg.val_dataloader.dataset)
 
 
@@ -445,7 +445,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     name = osp.basename(checkpoint)
 
     results = measure(model, dataset, ignore_index, args.max_images)
-    measured = f'{len(results.gt_classes)} val images'
+    num = len(results.gt_classes)
+    measured = f'{num} val image' + ('s' if num > 1 else '')
     rows = _panel_rows(model, dataset, choose_images(results.gt_classes))
     save_figure(draw_panel(rows, classes, palette, ignore_index,
                            f'{name}: val images'), paths['panel'],
