@@ -19,7 +19,6 @@ import copy
 import functools
 import os.path as osp
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -225,11 +224,7 @@ def build_candidate(name: str, settings: BenchmarkSettings) -> Candidate:
     # scope, as in the inference API.
     init_default_scope('mmseg')
     torch.manual_seed(settings.seed)
-    with warnings.catch_warnings():
-        # Deprecation notices MMSegmentation's own configs trigger.
-        warnings.filterwarnings('ignore', message='.*build_loss.*')
-        warnings.filterwarnings('ignore', message='.*avg_non_ignore.*')
-        model = build_segmentor(cfg)
+    model = build_segmentor(cfg)
     model = revert_sync_batchnorm(model).eval()
     reference = None
     if name in REPMLP_CANDIDATES:

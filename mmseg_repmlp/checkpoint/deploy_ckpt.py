@@ -124,12 +124,7 @@ def make_deploy_checkpoint(
         backbone['init_cfg'] = None
     # Building initialises weights from the global generator; a hook that
     # does this mid-training must not shift the run's random stream.
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        # MMSegmentation's deprecation notes on building the losses were
-        # shown when the run built its model; not again for every twin.
-        warnings.filterwarnings(
-            'ignore', category=UserWarning,
-            module=r'mmseg\.models\.(builder|losses\.cross_entropy_loss)')
+    with torch.random.fork_rng(devices=[]):
         model = build_segmentor(train_cfg)
     load_strict(model, checkpoint['state_dict'], source)
     model.eval()

@@ -13,7 +13,6 @@ import os
 import os.path as osp
 import shlex
 import sys
-import warnings
 from typing import List, Optional
 
 from ..apis import inference_model, init_model, read_image, show_result_pyplot
@@ -60,19 +59,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(f'error: {err}')
     draw = dict(opacity=args.opacity, with_labels=args.with_labels,
                 title=args.title)
-    with warnings.catch_warnings():
-        # MMSegmentation's visualizer also tries a file backend that needs a
-        # save_dir this demo does not use; nothing for a user to act on.
-        warnings.filterwarnings('ignore', message='Failed to add .*'
-                                'LocalVisBackend')
-        if not args.out_file:
-            show_result_pyplot(model, image, result, show=True, **draw)
-            return
-        ext = osp.splitext(args.out_file)[1] or '.png'
-        with atomic_path(args.out_file, overwrite=args.force) as tmp:
-            # The encoder follows the extension: keep it on the temporary
-            # file.
-            show_result_pyplot(model, image, result, show=False,
-                               out_file=tmp + ext, **draw)
-            os.replace(tmp + ext, tmp)
+    if not args.out_file:
+        show_result_pyplot(model, image, result, show=True, **draw)
+        return
+    ext = osp.splitext(args.out_file)[1] or '.png'
+    with atomic_path(args.out_file, overwrite=args.force) as tmp:
+        # The encoder follows the extension: keep it on the temporary file.
+        show_result_pyplot(model, image, result, show=False,
+                           out_file=tmp + ext, **draw)
+        os.replace(tmp + ext, tmp)
     print(f'Overlay written to {args.out_file}')
