@@ -189,14 +189,18 @@ def dataset_problems(cfg: Config, phases=('train', 'val', 'test')) -> List[str]:
     label maps that are missing or hold ids that are not classes, and for
     heads whose ``num_classes`` is not the dataset's number of classes."""
     heads = _head_num_classes(cfg)
-    problems = []
+    problems, checked = [], []
     for phase in phases:
         loader = cfg.get(f'{phase}_dataloader')
         if not loader:
             continue
         for ds_cfg in _datasets(loader.get('dataset')):
+            # val and test often read the same dataset: list and check it
+            # once, and say its problems once.
+            if ds_cfg in checked:
+                continue
+            checked.append(ds_cfg)
             problems += _dataset_problems(phase, ds_cfg, heads)
-    # The same folder is often listed by val and test: say it once.
     return list(dict.fromkeys(problems))
 
 

@@ -135,3 +135,16 @@ def test_missing_pretrained_file_of_a_custom_arch_names_no_release():
     assert 'init_cfg=None' in problems[0]
     cfg.model.backbone.arch = 'T256'
     assert 'RepMLPNet-T256-train-*.pth' in pretrained_problems(cfg)[0]
+
+
+def test_a_dataset_read_by_val_and_test_is_checked_once(tmp_path):
+    _write(tmp_path, 'img_dir/val', 'ann_dir/val', ['a'], '.png', '.png',
+           _labels([7], n=1))
+    dataset = dict(type='PngShapesDataset', data_root=str(tmp_path),
+                   data_prefix=dict(img_path='img_dir/val',
+                                    seg_map_path='ann_dir/val'))
+    cfg = _cfg(dataset, 3)
+    cfg.val_dataloader = dict(dataset=dataset)
+    cfg.test_dataloader = dict(dataset=dataset)
+    problems = dataset_problems(cfg, phases=('val', 'test'))
+    assert len(problems) == 1 and problems[0].startswith('val data:')
