@@ -6,12 +6,11 @@ import sys
 
 import cv2
 import numpy as np
+import onnxruntime  # noqa: F401  a hard test requirement: fail, never skip
 import pytest
 
 from ..conftest import REPO, env_without_pythonpath, run
 from .conftest import SIZES
-
-pytest.importorskip('onnxruntime')
 
 EXAMPLE = REPO / 'examples' / 'onnxruntime' / 'segment.py'
 BLOCKED = ('torch', 'mmseg', 'mmcv', 'mmengine', 'mmseg_repmlp')

@@ -1,10 +1,12 @@
 """tools/export_onnx.py: export, check and write the deployed segmentor."""
+import copy
 import json
 import re
 
 import cv2
 import mmcv
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -12,11 +14,6 @@ from mmseg_repmlp.utils import max_relative_difference, near_ties
 
 from ..conftest import CONFIG
 from .conftest import SIZES, val_image
-
-onnx = pytest.importorskip('onnx')
-pytest.importorskip('onnxruntime')
-
-
 
 
 @torch.no_grad()
@@ -324,3 +321,57 @@ def test_docs_list_every_metadata_key():
     from ..conftest import REPO
     docs = (REPO / 'docs' / 'export.md').read_text()
     assert [k for k in METADATA_SCHEMA if f'`{k}`' not in docs] == []
+
+
+# Where the operators the graph uses change their form (Resize and Split at
+# 13, ReduceMean and Pad at 18) and the ends of the range run by default
+# (17, the default opset, is every other test's); the rest with the slow ones.
+_OPSETS = [o if o in (11, 13, 18, 20) else
+           pytest.param(o, marks=pytest.mark.slow) for o in range(11, 21)]
+
+
+@pytest.mark.parametrize('opset', _OPSETS)
+def test_every_supported_opset_gives_the_toolkits_labels(deployed, opset,
+                                                         tmp_path):
+    """The README's "opsets 11 to 20": each writes a dynamic graph with the
+    test-time resize inside that passes every check of the exporter (PyTorch
+    at two sizes, the toolkit's labels at a third) and says its opset."""
+    from mmseg_repmlp.cli.export_onnx import toolkit_labels
+    from mmseg_repmlp.export import export_segmentor, read_metadata
+
+    out = tmp_path / f'opset{opset}.onnx'
+    result = export_segmentor(deployed, out, (64, 96), dynamic=True,
+                              opset=opset, toolkit=toolkit_labels(deployed),
+                              agreement_at=[(97, 131)], log=lambda _: None)
+    assert all(check['ok'] for check in result['checks'])
+    # (the 4-iteration model has near ties: the exporter's own bar)
+    assert [r['shape'] for r in result['agreement']] == [(97, 131)]
+    assert result['agreement'][0]['equal_fraction'] >= 0.999
+    model = onnx.load(str(out))
+    assert [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')
+            ] == [opset]
+    assert read_metadata(str(out))['opset'] == str(opset)
+
+
+def test_a_graph_that_does_not_reproduce_pytorch_is_not_written(
+        deployed, tmp_path, monkeypatch):
+    """An exporter that changes the model (here: one logit channel shifted,
+    as a wrongly folded layer would) is caught by the PyTorch check, and
+    neither the file nor its temporary twin is left behind."""
+    from mmseg_repmlp.export import export_segmentor
+    from mmseg_repmlp.export import onnx as export_module
+
+    real_export = export_module.export_onnx
+
+    def broken_export(model, *args, **kwargs):
+        model = copy.deepcopy(model)
+        with torch.no_grad():
+            model.decode_head.conv_seg.bias[0] += 5.0
+        return real_export(model, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, 'export_onnx', broken_export)
+    out = tmp_path / 'x.onnx'
+    with pytest.raises(RuntimeError, match='does not reproduce the PyTorch '
+                       'model at 64x96; nothing was written'):
+        export_segmentor(deployed, out, (64, 96), log=lambda _: None)
+    assert not list(tmp_path.iterdir())
