@@ -16,9 +16,9 @@ from ...utils.fileio import atomic_save
 from ...utils.sizes import check_size
 
 
-def _iteration(path: str) -> Optional[int]:
+def _iteration(ckpt: dict) -> Optional[int]:
     """The training iteration a checkpoint was saved at (its meta)."""
-    return (read_checkpoint(path, mmap=True).get('meta') or {}).get('iter')
+    return (ckpt.get('meta') or {}).get('iter')
 
 
 @HOOKS.register_module()
@@ -69,8 +69,9 @@ class RepMLPDeployHook(Hook):
                 if isinstance(value, str):
                     yield value
 
-    def export(self, runner, src: str) -> str:
-        """Write the deploy twin of checkpoint ``src``; return its path."""
+    def export(self, runner, src: str) -> Tuple[str, Optional[int]]:
+        """Write the deploy twin of checkpoint ``src``; return its path and
+        the iteration ``src`` was saved at."""
         dst = deploy_path(src)
         ckpt = read_checkpoint(src)
         deploy_ckpt, rel_diff = make_deploy_checkpoint(
@@ -85,7 +86,7 @@ class RepMLPDeployHook(Hook):
             msg += (f' (verified: max relative logit difference '
                     f'{rel_diff:.2e} <= {self.tolerance:g})')
         runner.logger.info(msg)
-        return dst
+        return dst, _iteration(ckpt)
 
     def _sync(self, runner) -> None:
         if not is_main_process():
@@ -96,7 +97,8 @@ class RepMLPDeployHook(Hook):
             mtime = osp.getmtime(src)
             known = self._twins.get(src)
             if known and osp.isfile(known[1]) and (
-                    known[0] == mtime or known[2] == _iteration(src)):
+                    known[0] == mtime or known[2] == _iteration(
+                        read_checkpoint(src, mmap=True))):
                 # Unchanged, or saved again at the same iteration (MMEngine
                 # re-saves the last checkpoint after a new best to update
                 # its message hub): the weights, and so the twin, are the
@@ -109,8 +111,7 @@ class RepMLPDeployHook(Hook):
                 # Written by an earlier (resumed) run of this work dir.
                 self._twins[src] = (mtime, dst, None)
                 continue
-            self._twins[src] = (mtime, self.export(runner, src),
-                                _iteration(src))
+            self._twins[src] = (mtime, *self.export(runner, src))
         for src, (_, dst, _) in list(self._twins.items()):
             if not osp.exists(src):
                 if osp.isfile(dst):
