@@ -197,7 +197,7 @@ class RepMLPBlock(nn.Module):
                 x.is_contiguous()
                 or x.is_contiguous(memory_format=torch.channels_last)):
             return x + self(norm(x))
-        scale, shift = bn_to_affine(norm)
+        scale, shift = self._affine_of(norm)
         gate = self.gp(
             torch.addcmul(shift.view(1, -1, 1, 1),
                           x.mean(dim=(2, 3), keepdim=True),
@@ -215,6 +215,21 @@ class RepMLPBlock(nn.Module):
         else:
             out = torch.baddbmm(bias, windows, weight.transpose(1, 2))
         return merge_by_shareset(out, self.window, x, gate)
+
+    def _affine_of(self, norm: _BatchNorm) -> Tuple[Tensor, Tensor]:
+        """``bn_to_affine(norm)``, computed again only when the norm's
+        tensors or eps change: five tiny ops per unit and call otherwise,
+        each a parallel region of its own on the CPU."""
+        key = (id(norm), norm.eps, *((t.data_ptr(), t._version, t.dtype)
+                                     for t in (norm.weight, norm.bias,
+                                               norm.running_mean,
+                                               norm.running_var)
+                                     if t is not None))
+        cached = self.__dict__.get('_affine_cache')
+        if cached is None or cached[0] != key:
+            cached = (key, bn_to_affine(norm))
+            self.__dict__['_affine_cache'] = cached
+        return cached[1]
 
     @torch.no_grad()
     def reparameterize(self) -> None:

@@ -148,3 +148,18 @@ def test_training_form_never_takes_it():
     with pytest.raises(RuntimeError, match='deploy form'):
         unit.repmlp_block.forward_residual(torch.randn(1, 8, 8, 8),
                                            unit.prebn1)
+
+
+def test_prebn1_changed_in_place_is_read_again():
+    """The fused path keeps prebn1's affine map between calls: a change of
+    its statistics or parameters (load_state_dict copies in place) must
+    reach the next call."""
+    unit = deploy_unit(8, (4, 4), 2)
+    x = torch.randn(1, 8, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        unit(x)
+        for name in ('running_var', 'running_mean', 'weight', 'bias'):
+            getattr(unit.prebn1, name).mul_(1.5).add_(0.1)
+            assert_close(unit(x), plain(unit)(x), rtol=1e-10, atol=1e-10)
+        unit.prebn1.eps = 0.5
+        assert_close(unit(x), plain(unit)(x), rtol=1e-10, atol=1e-10)
