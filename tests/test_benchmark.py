@@ -14,6 +14,7 @@ from mmseg_repmlp.benchmark import CANDIDATES as ALL_CANDIDATES
 from mmseg_repmlp.benchmark import (
     SMALL_PRESET,
     default_candidates,
+    format_markdown,
     load_arch,
     onnx_available,
     parse_shape,
@@ -21,6 +22,7 @@ from mmseg_repmlp.benchmark import (
     run_benchmark,
 )
 from mmseg_repmlp.benchmark.complexity import count_macs
+from mmseg_repmlp.benchmark.engines import openvino_version
 from mmseg_repmlp.models.layers import RepMLPBlock
 
 from .conftest import CONFIG, TINY_ARCH, run, tool
@@ -464,3 +466,67 @@ def test_macs_of_a_deploy_block_by_hand(sharesets):
     assert count_macs(block, torch.randn(n, c, height, width)) == expected
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False).eval()
     assert count_macs(conv, torch.randn(1, 3, 16, 16)) == 8 * 3 * 9 * 16 * 16
+
+
+def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
+    """--engines: each inference workload again in every engine, in the
+    same run; OpenVINO missing is a skip with a message; an engine added
+    with register_engine (the int8 hook) runs like the built-in ones."""
+    from mmseg_repmlp.benchmark import engines as engines_mod
+    from mmseg_repmlp.benchmark.engines import (
+        ENGINES,
+        Engine,
+        Prepared,
+        register_engine,
+    )
+    from mmseg_repmlp.benchmark.workloads import forward_fn, image_metas
+
+    calls = []
+
+    def prepare_int8(model, scope, x, threads, workdir):
+        assert workdir and x.shape == (1, 3, 64, 128)
+        path = engines_mod.export_workload(
+            model, scope, x, f'{workdir}/{scope}.onnx')
+        calls.append(path)
+        forward = forward_fn(model, scope, image_metas(1, (64, 128)))
+        return Prepared(torch.no_grad()(lambda: forward(x)),
+                        profile=lambda: 'int8')
+
+    monkeypatch.setitem(ENGINES, 'fake-int8', Engine(
+        'fake-int8', 'fake', 'int8', prepare_int8))
+    with pytest.raises(ValueError, match='exists'):
+        register_engine(ENGINES['fake-int8'])
+    engines = ['torch-fp32', 'torch-bf16', 'onnxruntime-fp32',
+               'openvino-fp32', 'openvino-bf16']
+    settings = resolve_settings(dict(
+        device='cpu', shapes=[(64, 128)], arch=TINY_ARCH, head_channels=32,
+        warmup=1, repeats=2, candidates=('repmlp-deploy', ),
+        phases=('inference', ), scopes=('backbone', 'segmentor'),
+        threads=1, engines=engines + ['fake-int8'],
+        cpu_peak_gflops={'fp32': 100.0, 'bf16': 200.0}))
+    result = run_benchmark(settings, log=lambda _: None)
+    records = result['records']
+    assert {r['path'] for r in records} == {'eager', *engines, 'fake-int8'}
+    for rec in records:
+        engine = ENGINES.get(rec['path'])
+        if rec['skipped']:
+            assert engine is not None and engine.unavailable()
+            assert rec['skipped'] == engine.unavailable()
+            continue
+        assert rec['error'] is None and rec['latency_ms']['median'] > 0
+        assert rec['macs'] > 0
+        # % peak against the roofline of the record's precision (none
+        # given for int8).
+        assert (rec['peak_fraction'] is None) == (rec['dtype'] == 'int8')
+        if engine is None or rec['path'] == 'fake-int8':
+            continue
+        assert rec['dtype'] == engine.precision
+        tol = 3e-2 if engine.precision == 'bf16' else 1e-4
+        assert rec['fast_vs_eager_max_rel_diff'] < tol, rec['path']
+    assert len(calls) == 2  # one per scope; the file exported once
+    text = format_markdown(result)
+    assert '### Engines side by side' in text
+    if openvino_version() is None:
+        assert 'OpenVINO is not installed' in text
+    with pytest.raises(ValueError, match='Unknown engines'):
+        resolve_settings(dict(device='cpu', engines=('tensorrt', )))

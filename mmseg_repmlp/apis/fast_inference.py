@@ -36,6 +36,7 @@ memory on the next replay; ``torch.cuda.make_graphed_callables`` captures
 one input signature per call from sample inputs and, for a module, replaces
 its ``forward`` on the instance.
 """
+import contextlib
 import functools
 import warnings
 from dataclasses import dataclass
@@ -229,6 +230,95 @@ class CUDAGraphCache:
         return _clone(replay())
 
 
+class CastWeights:
+    """Hold the convolution and linear weights of a module in an autocast
+    dtype, so that autocast does not cast them again on every call.
+
+    Autocast casts each weight of a convolution or matrix product to its
+    dtype where it is used, once per call (its cast cache lives only as
+    long as one autocast region): for RepMLPNet-B256 that is ~100 M
+    parameters read and written per image. This keeps the cast copies and
+    swaps them in for the duration of a call (:meth:`swapped`). Autocast
+    would have cast them the same way, so outputs are bitwise the same. A
+    weight changed in place (an optimizer step, ``load_state_dict``) is
+    cast again on the next call; the module's parameters themselves, its
+    ``state_dict`` and its training are untouched.
+
+    Args:
+        module (nn.Module): Whose ``Conv*d`` and ``Linear`` weights and
+            biases to hold.
+        dtype (torch.dtype): The autocast dtype.
+    """
+
+    #: Modules whose parameters are only read by ops autocast casts.
+    CASTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.slots = [(m, name) for m in module.modules()
+                      if isinstance(m, self.CASTS)
+                      for name, p in m.named_parameters(recurse=False)
+                      if p.is_floating_point()]
+        self._cast: List[Optional[Tensor]] = [None] * len(self.slots)
+        self._seen: List[Any] = [None] * len(self.slots)
+
+    def _current(self, i: int, param: Tensor) -> Tensor:
+        key = (param.data_ptr(), param._version, param.dtype, param.device)
+        if self._seen[i] != key:
+            self._cast[i] = param.detach().to(self.dtype)
+            self._seen[i] = key
+        return self._cast[i]
+
+    def swapped(self) -> 'contextlib.AbstractContextManager':
+        """Within it, the modules hold the cast weights."""
+        return _Swap(self)
+
+
+class _Swap:
+
+    def __init__(self, cast: CastWeights) -> None:
+        self.cast = cast
+        self.saved: List[Tensor] = []
+
+    def __enter__(self) -> None:
+        for i, (module, name) in enumerate(self.cast.slots):
+            param = module._parameters[name]
+            self.saved.append(param)
+            module._parameters[name] = self.cast._current(i, param)
+
+    def __exit__(self, *exc) -> None:
+        for (module, name), param in zip(self.cast.slots, self.saved):
+            module._parameters[name] = param
+        self.saved = []
+
+
+def cast_weights_fn(fn: Callable[..., Any], module: nn.Module,
+                    dtype: torch.dtype) -> Callable[..., Any]:
+    """``fn`` run with ``module``'s weights held in ``dtype`` (see
+    :class:`CastWeights`); call it under autocast to ``dtype``."""
+    cast = CastWeights(module, dtype)
+
+    def run(*args, **kwargs) -> Any:
+        if torch.is_grad_enabled():
+            # Gradients belong to the parameters, not to the copies.
+            return fn(*args, **kwargs)
+        with cast.swapped():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def channels_last_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` given its 4-D first argument in channels-last layout."""
+
+    def run(x: Tensor, *args, **kwargs) -> Any:
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return fn(x, *args, **kwargs)
+
+    return run
+
+
 @dataclass(frozen=True)
 class FastOptions:
     """How fast inference runs a dense forward.
@@ -240,11 +330,18 @@ class FastOptions:
         cuda_graph (bool): Replay CUDA graphs (see the module docstring).
             Default: False.
         dtype (str | torch.dtype, optional): Autocast dtype (``'bf16'``,
-            ``'fp16'``); None or fp32 for none, kept as None.
+            ``'fp16'``); None or fp32 for none, kept as None. Without
+            ``compile`` and ``cuda_graph``, the weights of convolutions and
+            linear layers are held cast (:class:`CastWeights`).
+        channels_last (bool): Give the forward its input in channels-last
+            layout, so every convolution after it runs in NHWC (oneDNN's
+            native layout on the CPU: no reorders around 1x1
+            convolutions). Default: False.
     """
     compile: Union[bool, str] = False
     cuda_graph: bool = False
     dtype: DtypeLike = None
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'dtype', resolve_dtype(self.dtype))
@@ -257,23 +354,39 @@ class FastOptions:
     @property
     def enabled(self) -> bool:
         """Whether they change anything."""
-        return bool(self.compile or self.cuda_graph or self.dtype)
+        return bool(self.compile or self.cuda_graph or self.dtype
+                    or self.channels_last)
 
     def to_dict(self) -> Dict[str, Any]:
-        """The options, the dtype by its torch name (``'bfloat16'``)."""
-        return dict(compile=self.compile, cuda_graph=self.cuda_graph,
-                    dtype=str(self.dtype or torch.float32).split('.')[-1])
+        """The options, the dtype by its torch name (``'bfloat16'``);
+        ``channels_last`` only when on."""
+        out = dict(compile=self.compile, cuda_graph=self.cuda_graph,
+                   dtype=str(self.dtype or torch.float32).split('.')[-1])
+        if self.channels_last:
+            out['channels_last'] = True
+        return out
 
-    def wrap(self, fn: Callable[[Tensor], Any]) -> Callable[[Tensor], Any]:
+    def wrap(self, fn: Callable[[Tensor], Any],
+             module: Optional[nn.Module] = None) -> Callable[[Tensor], Any]:
         """``fn`` under autocast, compiled and/or replayed as CUDA graphs.
 
         Args:
             fn (callable): ``x -> tensor(s)``, e.g. a backbone.
+            module (nn.Module, optional): The module whose weights ``fn``
+                uses, for :class:`CastWeights`; default ``fn`` itself when
+                it is a module.
 
         Returns:
             callable: Same signature as ``fn``.
         """
+        if module is None and isinstance(fn, nn.Module):
+            module = fn
+        if (self.dtype is not None and module is not None
+                and not (self.compile or self.cuda_graph)):
+            fn = cast_weights_fn(fn, module, self.dtype)
         fn = with_autocast(fn, self.dtype)
+        if self.channels_last:
+            fn = channels_last_fn(fn)
         if self.compile:
             mode = self.compile if isinstance(self.compile, str) else None
             return torch.compile(
@@ -310,7 +423,8 @@ class FastInferenceMixin:
         """Logits resized to the input, as ``EncoderDecoder.encode_decode``
         returns them, in fp32."""
         if self._fast_dense is None:
-            self._fast_dense = self.fast_options.wrap(self.dense_logits)
+            self._fast_dense = self.fast_options.wrap(self.dense_logits,
+                                                      module=self)
         logits = self._fast_dense(inputs).float()
         return self.decode_head.predict_by_feat(logits, batch_img_metas)
 
@@ -364,7 +478,8 @@ def accelerate(model: nn.Module,
                *,
                compile: Union[bool, str] = False,
                cuda_graph: bool = False,
-               dtype: DtypeLike = None) -> nn.Module:
+               dtype: DtypeLike = None,
+               channels_last: bool = False) -> nn.Module:
     """Run a segmentor's inference fast; see the module docstring.
 
     Apply it to the model that will run, after loading weights and
@@ -379,13 +494,16 @@ def accelerate(model: nn.Module,
         cuda_graph (bool): Replay CUDA graphs (CUDA only). Default: False.
         dtype (str | torch.dtype, optional): Autocast dtype of the dense
             part (``'bf16'``, ``'fp16'``); None or ``'fp32'`` for none.
+        channels_last (bool): Run the dense part in channels-last layout
+            (see :class:`FastOptions`). Default: False.
 
     Returns:
         nn.Module: ``model``, its segmentor now a :class:`FastInferenceMixin`
         (unchanged when nothing is asked).
     """
     segmentor = segmentor_of(model)
-    options = FastOptions(compile=compile, cuda_graph=cuda_graph, dtype=dtype)
+    options = FastOptions(compile=compile, cuda_graph=cuda_graph, dtype=dtype,
+                          channels_last=channels_last)
     if not options.enabled:
         return model
     if is_accelerated(segmentor):

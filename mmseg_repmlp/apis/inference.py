@@ -58,8 +58,8 @@ def init_model(config: Union[str, Config],
                *,
                compile: Union[bool, str] = False,
                cuda_graph: bool = False,
-               dtype: Optional[Union[str, torch.dtype]] = None
-               ) -> torch.nn.Module:
+               dtype: Optional[Union[str, torch.dtype]] = None,
+               channels_last: bool = False) -> torch.nn.Module:
     """Build a segmentor for inference and load a checkpoint strictly.
 
     Like :func:`mmseg.apis.init_model`, but a deploy checkpoint builds the
@@ -81,8 +81,10 @@ def init_model(config: Union[str, Config],
             shape (CUDA only). Default: False.
         dtype (str | torch.dtype, optional): Autocast dtype of backbone and
             heads, ``'bf16'`` or ``'fp16'``. Default: None (fp32).
+        channels_last (bool): Run backbone and heads in channels-last
+            layout (faster convolutions on the CPU). Default: False.
 
-    The last three are :func:`~mmseg_repmlp.apis.fast_inference.accelerate`
+    The last four are :func:`~mmseg_repmlp.apis.fast_inference.accelerate`
     (fp32 changes outputs only by float rounding).
 
     Returns:
@@ -127,7 +129,7 @@ def init_model(config: Union[str, Config],
     model.cfg = cfg
     model.to(device)
     return accelerate(model, compile=compile, cuda_graph=cuda_graph,
-                      dtype=dtype)
+                      dtype=dtype, channels_last=channels_last)
 
 
 def inference_model(model: torch.nn.Module, img):

@@ -7,6 +7,7 @@ multiply-accumulates, and achieved FLOP/s use ``2 * MACs``.
 import math
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import bmm_flop_jit
@@ -45,9 +46,12 @@ def _baddbmm_macs(inputs: list, outputs: list) -> int:
 
 
 def tensors(outputs: Any) -> list:
-    """The tensors of a tensor or a (nested) tuple/list of them."""
+    """The tensors of a tensor or a (nested) tuple/list of them (NumPy
+    arrays, an engine's outputs, become tensors sharing their memory)."""
     if isinstance(outputs, Tensor):
         return [outputs]
+    if isinstance(outputs, np.ndarray):
+        return [torch.from_numpy(outputs)]
     return [t for out in outputs for t in tensors(out)]
 
 

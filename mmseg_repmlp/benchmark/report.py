@@ -13,6 +13,7 @@ import torch
 from ..apis.fast_inference import cpu_flags
 from ..export.onnx import DEFAULT_OPSET
 from ..utils.fileio import atomic_write
+from .engines import ENGINES, openvino_version
 from .settings import (
     OWN_DEPLOY,
     REPMLP_DEPLOY,
@@ -77,6 +78,7 @@ def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
         mmengine=mmengine.__version__, mmseg=mmseg.__version__,
         mmseg_repmlp=__version__,
         onnxruntime=_onnxruntime_version(),
+        openvino=openvino_version(),
         cpu=_cpu_name(), cpu_features=cpu_features(),
         cpu_count=os.cpu_count(),
         cpu_affinity=(len(os.sched_getaffinity(0))
@@ -85,7 +87,8 @@ def environment(settings: BenchmarkSettings) -> Dict[str, Any]:
         # Other processes competing for the cores make CPU timings noisy.
         load_average=list(os.getloadavg()) if hasattr(os, 'getloadavg')
         else None,
-        device=settings.device, device_name=_cpu_name())
+        device=settings.device, device_name=_cpu_name(),
+        cpu_peak_gflops=settings.cpu_peak_gflops)
     if settings.is_cuda:
         props = torch.cuda.get_device_properties(settings.torch_device)
         env.update(
@@ -160,6 +163,25 @@ def notes(settings: BenchmarkSettings) -> List[str]:
         out.append('CUDA graphs: inference replays one graph per input size, '
                    'captured in the warm-up (with compile: inductor '
                    'reduce-overhead); training steps have no graph path')
+    if settings.engines:
+        out.append(
+            'engines: each inference workload timed again, in the same run, '
+            'in each engine: torch-* = mmseg_repmlp.apis.accelerate as users '
+            'get it on the CPU (channels_last, bf16 autocast with the '
+            'weights held cast; no compiler); onnxruntime-*/openvino-* = the '
+            'workload (normalized input, features or logits) exported to '
+            'ONNX with the TorchScript exporter, opset '
+            f'{DEFAULT_OPSET}, fixed size; OpenVINO reads that file and '
+            'compiles it for the CPU with INFERENCE_PRECISION_HINT f32/bf16 '
+            'set explicitly, PERFORMANCE_HINT LATENCY and as many threads as '
+            'PyTorch; fast vs eager = max |engine - eager| / max |eager| of the '
+            'outputs (eager in --dtype)')
+    if settings.cpu_peak_gflops:
+        peaks = ', '.join(f'{k} {v:.0f}' for k, v in
+                          settings.cpu_peak_gflops.items())
+        out.append(f'% peak (CPU): achieved GFLOP/s over the measured '
+                   f'large-GEMM roofline of the record\'s precision '
+                   f'(torch.mm 2048^3, best of 5: {peaks} GFLOP/s)')
     if settings.is_cuda and settings.peak_tflops:
         out.append(f'% peak: achieved TFLOP/s over {settings.peak_tflops:g} '
                    'TFLOP/s (dense bf16 tensor-core peak, whatever --dtype)')
@@ -298,7 +320,8 @@ def format_markdown(result: Dict[str, Any]) -> str:
              else '## Benchmark: ')
     runtimes = f'torch {env["torch"]}' + (
         f', onnxruntime {env["onnxruntime"]}' if env.get('onnxruntime')
-        else '')
+        else '') + (f', OpenVINO {env["openvino"]}' if env.get('openvino')
+                    else '')
     features = env.get('cpu_features')
     lines = [
         f'{title}{env["device_name"]} ({env["device"]}), {runtimes}, '
@@ -318,9 +341,11 @@ def format_markdown(result: Dict[str, Any]) -> str:
     groups = defaultdict(list)
     for rec in result['records']:
         groups[_group_key(rec)].append(rec)
+    if settings.get('engines'):
+        lines += engines_table(result['records'])
     for (phase, scope, shape, path), group in groups.items():
         lines += [f'### {phase} / {scope} / input {"x".join(map(str, shape))}'
-                  f' / {settings["dtype"]} / {_path_label(path, settings)}',
+                  f' / {group[0]["dtype"]} / {_path_label(path, settings)}',
                   '', *_table(group, _OWN_MODEL_TITLES if own else None),
                   '']
     lines += ['Notes:'] + [f'- {n}' for n in result['notes']]
@@ -330,14 +355,55 @@ def format_markdown(result: Dict[str, Any]) -> str:
         if rec.get('profile'):
             shape = 'x'.join(map(str, rec['input_shape']))
             lines += ['', f'### Profile: {rec["candidate"]} {rec["phase"]} '
-                      f'{rec["scope"]} {shape}',
+                      f'{rec["scope"]} {shape} {rec["path"]} {rec["dtype"]}',
                       '', '```', rec['profile'].rstrip(), '```']
     return '\n'.join(lines)
+
+
+def engines_table(records: List[Record]) -> List[str]:
+    """Inference latency (median ms) of every candidate in every engine,
+    side by side: one row per candidate, scope and input; ``GFLOP/s``
+    and ``% peak`` of the best engine."""
+    paths: List[str] = []
+    rows: Dict[Tuple, Dict[str, Record]] = defaultdict(dict)
+    for rec in records:
+        if rec['phase'] != 'inference' or rec['path'] not in (
+                'eager', *ENGINES):
+            continue
+        name = ('eager ' + rec['dtype'] if rec['path'] == 'eager' else
+                rec['path'])
+        if name not in paths:
+            paths.append(name)
+        key = (rec['scope'], 'x'.join(map(str, rec['input_shape'][2:])),
+               rec['candidate'], rec['backbone'])
+        rows[key][name] = rec
+    lines = ['### Engines side by side (inference, median ms)', '',
+             '| scope | input | candidate | backbone | GMACs | ' +
+             ' | '.join(paths) + ' | best | GFLOP/s | % peak |',
+             '|' + '---|' * (len(paths) + 8)]
+    for (scope, shape, cand, backbone), by in rows.items():
+        timed = {k: r for k, r in by.items() if r['latency_ms']}
+        best = min(timed, key=lambda k: timed[k]['latency_ms']['median'],
+                   default=None)
+        macs = next((r['macs'] for r in by.values() if r['macs']), None)
+        cells = [_ms(timed[k]['latency_ms']['median']) if k in timed else
+                 ('skip' if k in by and by[k]['skipped'] else '')
+                 for k in paths]
+        rec = timed.get(best)
+        lines.append('| ' + ' | '.join([
+            scope, shape, cand, backbone,
+            _fmt(macs and macs / 1e9, '.3g'), *cells, best or '',
+            _fmt(rec and rec['tflops'] * 1e3, '.0f'),
+            _fmt(rec and rec['peak_fraction'] and 100 * rec['peak_fraction'],
+                 '.0f', '%')]) + ' |')
+    return lines + ['']
 
 
 def _path_label(path: str, settings: Dict[str, Any]) -> str:
     if path == 'eager':
         return 'eager'
+    if path in ENGINES:
+        return f'engine {path}'
     parts = [name for name, on in (('compile', settings['compile']),
                                    ('CUDA graphs', settings['cuda_graph']))
              if on]

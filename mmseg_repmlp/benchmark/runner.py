@@ -19,6 +19,7 @@ With ``settings.config`` the candidates are the user's own model and its
 ONNX files (:mod:`.own_model`) instead of the built-in ones; everything
 else is the same.
 """
+import functools
 import gc
 import os
 import sys
@@ -45,12 +46,15 @@ from .complexity import (
     tensors,
     worst_relative_difference,
 )
+from .engines import ENGINES, Engine
+from .engines import workdir as engine_workdir
 from .own_model import own_specs
 from .report import add_ratios, environment, notes
 from .settings import EAGER, FAST, BenchmarkSettings, Shape, onnx_available
 from .timing import (
     ORT_ARENA,
     Timing,
+    gemm_roofline_gflops,
     peak_memory_mb,
     profile_table,
     saved_for_backward_mb,
@@ -103,6 +107,8 @@ def plans(settings: BenchmarkSettings) -> List[Plan]:
     out = list(inference)
     if settings.fast_path:
         out += [replace(p, path=FAST) for p in inference]
+    out += [replace(p, path=engine) for engine in settings.engines
+            for p in inference]
     out += train
     if settings.compile:
         out += [replace(p, path=FAST) for p in train]
@@ -143,6 +149,10 @@ def run_benchmark(settings: BenchmarkSettings,
     if settings.threads:
         torch.set_num_threads(settings.threads)
     _warn_if_busy(log)
+    if (settings.engines and not settings.is_cuda
+            and settings.cpu_peak_gflops is None):
+        log('[benchmark] measuring the CPU\'s large-GEMM roofline')
+        settings = replace(settings, cpu_peak_gflops=gemm_roofline_gflops())
     result = dict(environment=environment(settings),
                   settings=settings.to_dict(), notes=notes(settings),
                   records=[])
@@ -215,10 +225,11 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
         if not record['skipped']:
             _guarded(_analyse, candidate, plan, settings, record, log)
     for plan, record in todo:
-        if plan.path == FAST:  # same model, same input: the same analysis
+        if plan.path != EAGER:  # same model, same input: the same analysis
             twin = eager[plan.eager_twin]
             record.update({k: twin[k] for k in _ANALYSIS})
     candidate.reference = None  # only the agreement check needed it
+    files = engine_workdir() if settings.engines else None
     for plan, record in todo:
         if record['skipped'] or record['error']:
             continue
@@ -228,10 +239,14 @@ def measure_candidate(candidate: Candidate, settings: BenchmarkSettings,
             accelerate(candidate.model, **settings.fast_options)
         log(f'[benchmark] {candidate.name}: {plan.phase} {plan.scope} '
             f'{plan.batch}x3x{plan.shape[0]}x{plan.shape[1]} {plan.path}')
-        _guarded(_measure, candidate, plan, settings, record, log)
+        _guarded(functools.partial(_measure, workdir=files and files.name),
+                 candidate, plan, settings, record, log)
+    if files is not None:
+        files.cleanup()
     for plan, record in todo:
         twin = eager.get(plan.eager_twin)
-        if plan.path == FAST and record['latency_ms'] and twin['latency_ms']:
+        if (plan.path != EAGER and record['latency_ms']
+                and twin['latency_ms']):
             record['ratio_to_eager'] = (record['latency_ms']['median'] /
                                         twin['latency_ms']['median'])
     return [record for _, record in todo]
@@ -269,6 +284,8 @@ def skip_reason(structure: str, plan: Plan,
     if plan.phase == 'train' and structure == 'deploy':
         # Training always runs the train structure (repmlp-train).
         return 'skipped: the deploy structure is inference-only'
+    if plan.path in ENGINES:
+        return _engine_skip_reason(ENGINES[plan.path], structure, settings)
     if structure != 'onnx':
         return None
     if plan.phase == 'train':
@@ -291,6 +308,16 @@ def skip_reason(structure: str, plan: Plan,
     return None
 
 
+def _engine_skip_reason(engine: Engine, structure: str,
+                        settings: BenchmarkSettings) -> Optional[str]:
+    if structure == 'onnx':
+        return ('skipped: this candidate is an onnxruntime graph already; '
+                'engines take the PyTorch candidates')
+    if settings.is_cuda:
+        return ('skipped: --engines compare CPU engines; use --device cpu')
+    return engine.unavailable()
+
+
 def _new_record(spec: CandidateSpec, plan: Plan,
                 settings: BenchmarkSettings) -> Dict[str, Any]:
     """Empty record of a plan (``skipped`` set where it does not apply)."""
@@ -298,7 +325,9 @@ def _new_record(spec: CandidateSpec, plan: Plan,
         candidate=spec.name, backbone=spec.backbone,
         structure=spec.structure, baseline=spec.baseline,
         phase=plan.phase, scope=plan.scope, path=plan.path,
-        input_shape=[plan.batch, 3, *plan.shape], dtype=settings.dtype,
+        input_shape=[plan.batch, 3, *plan.shape],
+        dtype=(ENGINES[plan.path].precision if plan.path in ENGINES else
+               settings.dtype),
         params=None, macs=None, latency_ms=None, gpu_ms=None,
         images_per_s=None, peak_mem_mb=None, peak_mem_method=None,
         saved_mb=None,
@@ -359,10 +388,13 @@ def _onnx_threads() -> int:
 
 
 def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
-             record: Dict[str, Any]) -> None:
+             record: Dict[str, Any], workdir: Optional[str] = None) -> None:
     """Time one plan and fill ``record`` in place."""
     device = settings.torch_device
     x = make_input(plan.batch, plan.shape, settings)
+    if plan.path in ENGINES:
+        _measure_engine(candidate, plan, settings, record, x, workdir)
+        return
     if candidate.structure == 'onnx':
         # The session _analyse exported; freed with the workload.
         fn = onnx_workload(candidate.sessions.pop((plan.shape, plan.batch)),
@@ -396,10 +428,36 @@ def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
     if (settings.profile and plan.phase == 'inference'
             and candidate.structure != 'onnx'):
         record['profile'] = profile_table(fn, device)
-    if (settings.fast_path and plan.phase == 'inference'
-            and candidate.structure != 'onnx'):
+    if ((settings.fast_path or settings.engines)
+            and plan.phase == 'inference' and candidate.structure != 'onnx'):
         _compare_fast_with_eager(candidate, plan, fn, record)
     _fill_rates(record, timing, plan, settings)
+
+
+def _measure_engine(candidate: Candidate, plan: Plan,
+                    settings: BenchmarkSettings, record: Dict[str, Any],
+                    x: torch.Tensor, workdir: Optional[str]) -> None:
+    """Time one plan in an engine of :data:`.engines.ENGINES`."""
+    engine = ENGINES[plan.path]
+    prepared = engine.prepare(candidate.model.eval(), plan.scope, x,
+                              torch.get_num_threads(), workdir)
+    try:
+        timing = time_workload(prepared.run, warmup=settings.warmup,
+                               repeats=settings.repeats,
+                               device=settings.torch_device)
+        if engine.runtime == 'torch':
+            record['peak_mem_mb'], record['peak_mem_method'] = \
+                peak_memory_mb(prepared.run, settings.torch_device)
+        if settings.profile:
+            record['profile'] = (prepared.profile() if prepared.profile
+                                 else profile_table(prepared.run,
+                                                    settings.torch_device)
+                                 if engine.runtime == 'torch' else None)
+        _compare_fast_with_eager(candidate, plan, prepared.run, record)
+        _fill_rates(record, timing, plan, settings)
+    finally:
+        if prepared.close is not None:
+            prepared.close()
 
 
 def _compare_fast_with_eager(candidate: Candidate, plan: Plan, fn: Callable,
@@ -411,7 +469,7 @@ def _compare_fast_with_eager(candidate: Candidate, plan: Plan, fn: Callable,
     if plan.path == EAGER:
         candidate.eager_outputs[plan] = outputs
         return
-    eager = candidate.eager_outputs.pop(plan.eager_twin, None)
+    eager = candidate.eager_outputs.get(plan.eager_twin)
     if eager is not None:
         record['fast_vs_eager_max_rel_diff'] = worst_relative_difference(
             eager, outputs)
@@ -433,3 +491,6 @@ def _fill_rates(record: Dict[str, Any], timing: Timing, plan: Plan,
     peak: Optional[float] = settings.peak_tflops
     if settings.is_cuda and peak:
         record['peak_fraction'] = record['tflops'] / peak
+    cpu_peak = (settings.cpu_peak_gflops or {}).get(record['dtype'])
+    if not settings.is_cuda and cpu_peak:
+        record['peak_fraction'] = record['tflops'] * 1e3 / cpu_peak

@@ -129,6 +129,13 @@ class BenchmarkSettings:
         checkpoint (str, optional): Its training or deploy checkpoint.
         onnx (tuple[str]): Files exported from it, timed in onnxruntime
             next to PyTorch.
+        engines (tuple[str]): Also time every inference workload in these
+            engines (names of :data:`~.engines.ENGINES`: PyTorch through
+            ``accelerate``, onnxruntime, OpenVINO, at their precisions),
+            side by side with the eager run.
+        cpu_peak_gflops (dict, optional): Peak GFLOP/s per precision for
+            the % peak column on the CPU; the runner measures it (a large
+            GEMM) when engines are timed and none is given.
     """
     device: str = 'cpu'
     shapes: Tuple[Shape, ...] = ((1024, 2048), )
@@ -154,6 +161,8 @@ class BenchmarkSettings:
     config: Optional[str] = None
     checkpoint: Optional[str] = None
     onnx: Tuple[str, ...] = ()
+    engines: Tuple[str, ...] = ()
+    cpu_peak_gflops: Optional[Dict[str, float]] = None
     small: bool = field(default=False, compare=False)
 
     @property
@@ -208,6 +217,15 @@ class BenchmarkSettings:
         if unknown or not (self.candidates or self.own_model):
             raise ValueError(f'Unknown or no candidates {unknown}; choose '
                              f'from {", ".join(CANDIDATES)}.')
+        if self.engines:
+            from .engines import ENGINES
+            unknown = [e for e in self.engines if e not in ENGINES]
+            if unknown:
+                raise ValueError(f'Unknown engines {unknown}; choose from '
+                                 f'{", ".join(ENGINES)}.')
+            if 'inference' not in self.phases:
+                raise ValueError('--engines times inference: use --mode '
+                                 'inference or both.')
         if not set(self.phases) <= set(PHASES) or not self.phases:
             raise ValueError(f'phases must be among {PHASES}.')
         if not set(self.scopes) <= set(SCOPES) or not self.scopes:
@@ -324,7 +342,8 @@ def resolve_settings(options: Dict[str, Any],
             and torch.cuda.is_available():
         values['peak_tflops'] = default_peak_tflops(
             torch.cuda.get_device_name())
-    for key in ('shapes', 'phases', 'scopes', 'candidates', 'onnx'):
+    for key in ('shapes', 'phases', 'scopes', 'candidates', 'onnx',
+                'engines'):
         if key in values:
             values[key] = tuple(values[key])
     values['shapes'] = tuple(

@@ -18,6 +18,7 @@ function is safe on a machine without a GPU.
 """
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
 import resource
@@ -199,3 +200,31 @@ def profile_table(fn: Workload, device: torch.device, steps: int = 3,
             fn()
         synchronize(device)
     return prof.key_averages().table(sort_by=sort_by, row_limit=row_limit)
+
+
+def gemm_roofline_gflops(size: int = 2048, repeats: int = 5
+                         ) -> Dict[str, float]:
+    """Measured CPU peak: GFLOP/s of the best of ``repeats`` square
+    ``size`` GEMMs (``torch.mm``, PyTorch's threads), in fp32 and, where
+    the CPU has native bf16 kernels, bf16. A roofline for dense layers
+    that engines reach at best, not the flags x cores x clock figure."""
+    from ..apis.fast_inference import native_cpu_dtype
+    out = {}
+    dtypes = {'fp32': torch.float32}
+    if native_cpu_dtype(torch.bfloat16):
+        dtypes['bf16'] = torch.bfloat16
+    gen = torch.Generator().manual_seed(0)
+    for name, dtype in dtypes.items():
+        a = torch.randn(size, size, generator=gen).to(dtype)
+        b = torch.randn(size, size, generator=gen).to(dtype)
+        torch.mm(a, b)
+        best = min(_seconds(functools.partial(torch.mm, a, b))
+                   for _ in range(repeats))
+        out[name] = 2 * size**3 / best / 1e9
+    return out
+
+
+def _seconds(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

@@ -10,6 +10,10 @@ form of a training checkpoint, and each ``--onnx`` file exported from it).
         --out-json bench.json
     python tools/benchmark.py CONFIG CHECKPOINT --onnx model.onnx \
         --shape 512 1024 --threads 2
+    python tools/benchmark.py --device cpu --scope backbone \
+        --shape 512 1024 --candidates repmlp-deploy repmlp-train resnet101 \
+        --engines torch-fp32 torch-bf16 onnxruntime-fp32 openvino-fp32 \
+        openvino-bf16 --profile                # CPU engines side by side
 
 Prints a markdown table per workload and writes every number with the
 environment to ``--out-json``. The work is done by
@@ -27,7 +31,10 @@ from ..benchmark import (
     run_benchmark,
     write_json,
 )
+from ..benchmark.ablation import format_ablation, run_ablation
+from ..benchmark.engines import ENGINES
 from ..benchmark.own_model import check_onnx_files, default_shape
+from ..benchmark.report import environment
 from ..utils.fileio import refuse_to_overwrite
 
 
@@ -95,6 +102,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--profile', action='store_true', default=None,
                         help='print the top 15 operators/kernels of each '
                         'inference workload')
+    parser.add_argument('--engines', nargs='+', metavar='ENGINE',
+                        help='also time inference in these engines, side '
+                        'by side: ' + ', '.join(ENGINES) + ' (OpenVINO is '
+                        'optional; missing engines are skipped with a '
+                        'message)')
+    parser.add_argument('--ablation', action='store_true',
+                        help='instead of the comparison: time the deploy '
+                        'RepMLPNet with each CPU inference optimization '
+                        'switched on in turn (fp32 and bf16), interleaved '
+                        'in one process')
     parser.add_argument('--seed', type=int)
     parser.add_argument('--threads', type=int,
                         help='CPU intra-op threads (default: one per core)')
@@ -161,7 +178,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                        cudnn_benchmark=args.cudnn_benchmark,
                        compile=args.compile, cuda_graph=args.cuda_graph,
                        peak_tflops=args.peak_tflops, profile=args.profile,
-                       seed=args.seed, threads=args.threads)
+                       seed=args.seed, threads=args.threads,
+                       engines=args.engines)
         options.update(own)
         settings = resolve_settings(options, small=args.small)
         check_onnx_files(settings)
@@ -169,6 +187,14 @@ def main(argv: Optional[List[str]] = None) -> None:
             refuse_to_overwrite(args.out_json, args.force)
     except (ValueError, KeyError, TypeError, FileExistsError) as err:
         raise SystemExit(f'benchmark: {err}') from None
+    if args.ablation:
+        rows = run_ablation(settings)
+        print(format_ablation(rows))
+        if args.out_json:
+            write_json(dict(environment=environment(settings),
+                            settings=settings.to_dict(), ablation=rows),
+                       args.out_json)
+        return
     save = ((lambda result: write_json(result, args.out_json))
             if args.out_json else None)
     result = run_benchmark(settings, on_progress=save)

@@ -348,3 +348,59 @@ def test_graphs_follow_the_weights_through_copies_and_moves(segmentor):
         assert_close(_reference(moved, x) / scale, -ref / scale,
                      rtol=1e-5, atol=1e-5)
     del old
+
+
+def test_held_cast_weights_give_autocast_outputs_bitwise(segmentor):
+    """bf16 with the weights held cast (CastWeights) computes exactly what
+    autocast computes when it casts them on every call; the parameters,
+    the state dict and a weight changed in place are respected."""
+    model = _fresh(segmentor)
+    plain = _fresh(segmentor)
+    x = torch.randn(1, 3, 64, 128)
+    accelerate(model, dtype='bf16')
+    _reference(model, x)  # makes the fast function
+
+    def both():
+        with torch.no_grad():
+            out = model._fast_dense(x)
+            with torch.autocast('cpu', dtype=torch.bfloat16,
+                                cache_enabled=False):
+                ref = plain.decode_head.forward(plain.extract_feat(x))
+        return out, ref
+
+    out, ref = both()
+    assert out.dtype == torch.bfloat16 and torch.equal(out, ref)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(v.dtype != torch.bfloat16
+               for v in model.state_dict().values())
+    # A weight changed in place is cast again on the next call.
+    with torch.no_grad():
+        for mod in (model, plain):
+            mod.decode_head.conv_seg.weight.mul_(-2)
+    out2, ref2 = both()
+    assert torch.equal(out2, ref2) and not torch.equal(out2, out)
+
+
+def test_cast_weights_leave_autograd_to_the_parameters():
+    conv = torch.nn.Conv2d(3, 4, 1)
+    run = fast_inference.cast_weights_fn(conv, conv, torch.bfloat16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        run(torch.randn(1, 3, 4, 4)).float().sum().backward()
+    assert conv.weight.grad is not None
+    assert conv.weight.dtype == torch.float32
+
+
+def test_channels_last_inference_matches_eager(segmentor):
+    model, eager = _fresh(segmentor), _fresh(segmentor)
+    x = torch.randn(1, 3, 96, 160)
+    ref = _reference(eager, x)
+    accelerate(model, channels_last=True)
+    assert model.fast_inference['channels_last'] is True
+    seen = []
+    model.backbone.register_forward_pre_hook(
+        lambda m, args: seen.append(
+            args[0].is_contiguous(memory_format=torch.channels_last)))
+    out = _reference(model, x)
+    scale = ref.abs().max()
+    assert_close(out / scale, ref / scale, rtol=0, atol=1e-5)
+    assert seen == [True]

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.reparam import (
+    bn_to_affine,
     conv_with,
     depthwise_conv_to_fc,
     fuse_fc_bn_per_shareset,
@@ -20,7 +22,13 @@ from ..utils.reparam import (
     sum_kernels,
 )
 from .conv_bn import ConvBN
-from .window import pad_to_multiple, window_partition, window_reverse
+from .window import (
+    merge_by_shareset,
+    pad_to_multiple,
+    partition_by_shareset,
+    window_partition,
+    window_reverse,
+)
 
 
 class GlobalPerceptron(nn.Module):
@@ -161,6 +169,67 @@ class RepMLPBlock(nn.Module):
                     bias.view(num_sets, 1, area), x, weight.transpose(1, 2))
             out = out.transpose(0, 1)
         return out.reshape(windows.shape)
+
+    def forward_residual(self, x: Tensor, norm: _BatchNorm) -> Tensor:
+        """``x + self(norm(x))`` for inference with the deploy form, in three
+        passes over the map and one GEMM.
+
+        ``norm`` (an eval-mode BatchNorm, the unit's ``prebn1``) is applied
+        as a per-channel affine map during the copy that lays the windows
+        out shareset-major (:func:`~.window.partition_by_shareset`), and the
+        Global Perceptron reads its effect on the mean (the mean of an
+        affine map is the affine map of the mean). ``fc3`` runs as one
+        ``addmm``/``baddbmm`` on contiguous operands, and putting the windows
+        back, the gate and the residual add are one ``addcmul``
+        (:func:`~.window.merge_by_shareset`). Unfused, the same work is a
+        norm pass, two permuting copies before and after a GEMM on strided
+        batches, a transpose copy, the gate and the add. Same numbers up to
+        float rounding; under autocast the windows are written in the
+        autocast dtype directly. A map that needs padding takes the plain
+        path.
+        """
+        if not self.deploy:
+            raise RuntimeError('forward_residual needs the deploy form; '
+                               'call reparameterize() first.')
+        height, width = x.shape[-2:]
+        h, w = self.window
+        if height % h or width % w or not (
+                x.is_contiguous()
+                or x.is_contiguous(memory_format=torch.channels_last)):
+            return x + self(norm(x))
+        scale, shift = self._affine_of(norm)
+        gate = self.gp(
+            torch.addcmul(shift.view(1, -1, 1, 1),
+                          x.mean(dim=(2, 3), keepdim=True),
+                          scale.view(1, -1, 1, 1)))
+        device = x.device.type
+        dtype = (torch.get_autocast_dtype(device)
+                 if torch.is_autocast_enabled(device) else None)
+        windows = partition_by_shareset(x, self.window, self.sharesets,
+                                        scale, shift, dtype)
+        sets, area = self.sharesets, h * w
+        weight = self.fc3.weight.view(sets, area, area)
+        bias = self.fc3.bias.view(sets, 1, area)
+        if sets == 1:
+            out = torch.addmm(bias[0], windows[0], weight[0].t())[None]
+        else:
+            out = torch.baddbmm(bias, windows, weight.transpose(1, 2))
+        return merge_by_shareset(out, self.window, x, gate)
+
+    def _affine_of(self, norm: _BatchNorm) -> Tuple[Tensor, Tensor]:
+        """``bn_to_affine(norm)``, computed again only when the norm's
+        tensors or eps change: five tiny ops per unit and call otherwise,
+        each a parallel region of its own on the CPU."""
+        key = (id(norm), norm.eps, *((t.data_ptr(), t._version, t.dtype)
+                                     for t in (norm.weight, norm.bias,
+                                               norm.running_mean,
+                                               norm.running_var)
+                                     if t is not None))
+        cached = self.__dict__.get('_affine_cache')
+        if cached is None or cached[0] != key:
+            cached = (key, bn_to_affine(norm))
+            self.__dict__['_affine_cache'] = cached
+        return cached[1]
 
     @torch.no_grad()
     def reparameterize(self) -> None:

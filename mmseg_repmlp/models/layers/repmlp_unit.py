@@ -4,6 +4,7 @@ from typing import Optional, Sequence, Tuple
 import torch
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..utils.reparam import bn_to_affine, fold_affine_into_pointwise_conv
 from .conv_bn import ConvBN
@@ -98,9 +99,31 @@ class RepMLPNetUnit(nn.Module):
             nn.Identity() if deploy else build_norm_layer(norm_cfg,
                                                           channels)[1])
 
+    #: Inference of the deploy form through
+    #: :meth:`~.repmlp_block.RepMLPBlock.forward_residual` (same numbers up
+    #: to float rounding); False runs it as written, e.g. to time both.
+    fused_inference: bool = True
+
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.repmlp_block(self.prebn1(x))
+        if self._fuses(x):
+            x = self.repmlp_block.forward_residual(x, self.prebn1)
+        else:
+            x = x + self.repmlp_block(self.prebn1(x))
         return x + self.ffn_block(self.prebn2(x))
+
+    def _fuses(self, x: Tensor) -> bool:
+        """Whether this call takes the fused inference path: deploy form,
+        ``prebn1`` an eval-mode BatchNorm with running statistics, no
+        autograd, and no tracer or compiler (they see the plain graph;
+        inductor fuses it its own way)."""
+        bn = self.prebn1
+        return (self.fused_inference and self.repmlp_block.deploy
+                and isinstance(bn, _BatchNorm) and not bn.training
+                and bn.running_mean is not None
+                and not torch.is_grad_enabled()
+                and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling()
+                and not torch.onnx.is_in_onnx_export())
 
     @torch.no_grad()
     def reparameterize(self) -> None:

@@ -1,0 +1,310 @@
+"""Inference engines and precisions a candidate is timed in, side by side.
+
+``--engines`` times each inference workload of each candidate again in every
+engine named there, on the same input, in the same run as its eager PyTorch
+timing:
+
+* ``torch-fp32``, ``torch-bf16``: the workload as
+  :func:`~mmseg_repmlp.apis.accelerate` runs it for users on the CPU
+  (``channels_last=True``; bf16 autocast with the weights held cast), no
+  compiler;
+* ``onnxruntime-fp32``: the workload exported to ONNX (the TorchScript
+  exporter, opset :data:`~mmseg_repmlp.export.onnx.DEFAULT_OPSET`, fixed
+  size, the same modules :mod:`mmseg_repmlp.export` swaps for export) in an
+  onnxruntime CPU session;
+* ``openvino-fp32``, ``openvino-bf16``: OpenVINO reading that same ONNX
+  file (``Core().read_model``) compiled for the CPU with
+  ``INFERENCE_PRECISION_HINT`` ``f32``/``bf16`` (set explicitly: OpenVINO
+  picks bf16 for an fp32 model on CPUs with bf16 instructions),
+  ``PERFORMANCE_HINT=LATENCY`` and as many threads as PyTorch.
+
+OpenVINO is optional: without it, its engines are skipped with a message
+saying how to install it. Another precision (an int8 model from a
+quantizer, say) is one more :class:`Engine` given to
+:func:`register_engine`; its ``prepare`` returns the callable to time.
+"""
+import copy
+import functools
+import os.path as osp
+import tempfile
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..apis.fast_inference import FastOptions, native_cpu_dtype
+from ..export.exportable import make_exportable
+from ..export.onnx import DEFAULT_OPSET
+from ..export.runtime import ort_session
+from .workloads import forward_fn, image_metas
+
+Workload = Callable[[], Any]
+
+
+@dataclass
+class Prepared:
+    """What an engine made of a workload.
+
+    Attributes:
+        run (callable): One timed call; returns the outputs (tensors or
+            arrays), compared with eager PyTorch fp32.
+        profile (callable, optional): Runs a few calls and returns the
+            engine's own per-layer table (text).
+        close (callable, optional): Frees what ``run`` holds.
+    """
+    run: Workload
+    profile: Optional[Callable[[], str]] = None
+    close: Optional[Callable[[], None]] = None
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An inference engine at one precision.
+
+    Attributes:
+        name (str): ``--engines`` name, e.g. ``'openvino-bf16'``.
+        runtime (str): ``'torch'``, ``'onnxruntime'``, ``'openvino'``, ...
+        precision (str): ``'fp32'``, ``'bf16'``, ``'int8'``, ...
+        prepare (callable): ``(model, scope, x, threads, workdir) ->
+            Prepared``; ``model`` is the eval-mode segmentor, ``x`` the
+            normalized input tensor, ``workdir`` a folder for files that
+            lives as long as the workload.
+        unavailable (callable): None when the engine can run here, else
+            why not (a skip message saying what to install).
+        exported (bool): Whether it runs an ONNX export of the workload
+            (then the CPU only, and the first call of ``prepare`` exports).
+    """
+    name: str
+    runtime: str
+    precision: str
+    prepare: Callable[..., Prepared]
+    unavailable: Callable[[], Optional[str]] = lambda: None
+    exported: bool = True
+
+
+#: Every engine by name, in report order (see :func:`register_engine`).
+ENGINES: Dict[str, Engine] = {}
+
+
+def register_engine(engine: Engine, replace: bool = False) -> Engine:
+    """Add ``engine`` to :data:`ENGINES` (after the built-in ones)."""
+    if engine.name in ENGINES and not replace:
+        raise ValueError(f'An engine named {engine.name!r} exists already.')
+    ENGINES[engine.name] = engine
+    return engine
+
+
+def get_engine(name: str) -> Engine:
+    if name not in ENGINES:
+        raise KeyError(f'Unknown engine {name!r}; choose from '
+                       f'{", ".join(ENGINES)}.')
+    return ENGINES[name]
+
+
+# ----------------------------------------------------------------- PyTorch
+
+
+def _prepare_torch(dtype: str, model: nn.Module, scope: str, x: Tensor,
+                   threads: int, workdir: str) -> Prepared:
+    options = FastOptions(dtype=dtype, channels_last=True)
+    forward = options.wrap(
+        forward_fn(model, scope, image_metas(x.shape[0], tuple(x.shape[-2:]))),
+        module=model)
+
+    def run() -> Any:
+        with torch.no_grad():
+            return forward(x)
+
+    return Prepared(run)
+
+
+def _native_bf16() -> Optional[str]:
+    if native_cpu_dtype(torch.bfloat16):
+        return None
+    return ('skipped: this CPU has no native bf16 kernels for oneDNN '
+            '(AVX-512 BW/VL/DQ or AVX-NE-CONVERT); bf16 would run slow '
+            'reference kernels')
+
+
+# --------------------------------------------------------------- ONNX file
+
+
+class _Scope(nn.Module):
+    """The workload's forward as a module the exporter traces."""
+
+    def __init__(self, model: nn.Module, scope: str,
+                 shape: Tuple[int, int], batch: int) -> None:
+        super().__init__()
+        self.model = model
+        self.scope = scope
+        self.metas = image_metas(batch, shape)
+
+    def forward(self, x: Tensor) -> Any:
+        return forward_fn(self.model, self.scope, self.metas)(x)
+
+
+def export_workload(model: nn.Module, scope: str, x: Tensor,
+                    path: str, opset: int = DEFAULT_OPSET) -> str:
+    """Write the workload's forward (``scope`` of ``model`` on inputs of
+    ``x``'s shape) to ``path`` as ONNX; returns ``path``.
+
+    The same exporter, opset and export-friendly module swaps as
+    :func:`~mmseg_repmlp.export.onnx.export_onnx`, but the graph is the
+    workload itself (normalized input, backbone features or logits at
+    the input size), so every engine times the same work as PyTorch.
+    """
+    if osp.exists(path):
+        return path
+    module = _Scope(make_exportable(copy.deepcopy(model).cpu().eval()),
+                    scope, tuple(x.shape[-2:]), x.shape[0]).eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', message='.*align_corners.*')
+        torch.onnx.export(module, (x.detach().cpu().contiguous(), ), path,
+                          dynamo=False, input_names=['input'],
+                          opset_version=opset, do_constant_folding=True)
+    return path
+
+
+def _onnx_path(model: nn.Module, scope: str, x: Tensor,
+               workdir: str) -> str:
+    return export_workload(model, scope, x, osp.join(workdir,
+                                                     f'{scope}.onnx'))
+
+
+def _prepare_onnxruntime(model: nn.Module, scope: str, x: Tensor,
+                         threads: int, workdir: str) -> Prepared:
+    session = ort_session(_onnx_path(model, scope, x, workdir), threads)
+    name = session.get_inputs()[0].name
+    feed = {name: x.detach().cpu().contiguous().numpy()}
+    return Prepared(lambda: session.run(None, feed))
+
+
+def _onnxruntime_missing() -> Optional[str]:
+    from .settings import onnx_available
+    if onnx_available():
+        return None
+    return ('skipped: onnx and onnxruntime are not installed (pip install '
+            'onnx onnxruntime)')
+
+
+# ---------------------------------------------------------------- OpenVINO
+
+OPENVINO_PRECISIONS = {'fp32': 'f32', 'bf16': 'bf16'}
+
+
+@functools.lru_cache(maxsize=None)
+def openvino_version() -> Optional[str]:
+    """OpenVINO's version, None when it is not installed."""
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.get_version()
+
+
+def _openvino_missing() -> Optional[str]:
+    if openvino_version() is not None:
+        return None
+    return ('skipped: OpenVINO is not installed (optional: pip install '
+            'openvino)')
+
+
+def openvino_config(precision: str, threads: int,
+                    perf_count: bool = False) -> Dict[str, Any]:
+    """``compile_model`` properties of an OpenVINO engine."""
+    return {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision],
+            'PERFORMANCE_HINT': 'LATENCY',
+            'INFERENCE_NUM_THREADS': int(threads),
+            'PERF_COUNT': bool(perf_count)}
+
+
+def prepare_openvino_file(path: str, x: Tensor, precision: str,
+                          threads: int) -> Prepared:
+    """Time an ONNX (or OpenVINO IR) file in OpenVINO on the CPU; the hook
+    an int8 engine reuses with its own quantized file."""
+    import openvino as ov
+    core = ov.Core()
+    source = core.read_model(path)
+    compiled = core.compile_model(source, 'CPU',
+                                  openvino_config(precision, threads))
+    request = compiled.create_infer_request()
+    feed = {0: x.detach().cpu().contiguous().numpy()}
+
+    def run() -> List[np.ndarray]:
+        request.infer(feed)
+        return [request.get_output_tensor(i).data.copy()
+                for i in range(len(compiled.outputs))]
+
+    def profile() -> str:
+        counted = core.compile_model(
+            source, 'CPU', openvino_config(precision, threads, True))
+        req = counted.create_infer_request()
+        req.infer(feed)  # not counted: first-call work
+        req.infer(feed)
+        return openvino_profile_table(req.get_profiling_info())
+
+    return Prepared(run, profile)
+
+
+def openvino_profile_table(infos: Any, row_limit: int = 15) -> str:
+    """OpenVINO's per-layer counters (``PERF_COUNT``) of one inference,
+    summed by layer type and by kernel, as a text table."""
+    by_type: Dict[Tuple[str, str], List[float]] = defaultdict(
+        lambda: [0.0, 0])
+    total = 0.0
+    for info in infos:
+        if str(info.status).endswith('NOT_RUN'):
+            continue
+        ms = info.real_time.total_seconds() * 1e3
+        total += ms
+        slot = by_type[(info.node_type, info.exec_type)]
+        slot[0] += ms
+        slot[1] += 1
+    rows = sorted(by_type.items(), key=lambda kv: -kv[1][0])[:row_limit]
+    lines = [f'{"layer type":<24} {"kernel":<28} {"ms":>9} {"%":>6} '
+             f'{"layers":>6}', '-' * 77]
+    for (kind, kernel), (ms, count) in rows:
+        share = 100 * ms / total if total else 0.0
+        lines.append(f'{kind:<24} {kernel:<28} {ms:9.2f} {share:6.1f} '
+                     f'{count:6d}')
+    lines.append(f'{"total":<53} {total:9.2f}')
+    return '\n'.join(lines)
+
+
+def _prepare_openvino(precision: str, model: nn.Module, scope: str,
+                      x: Tensor, threads: int, workdir: str) -> Prepared:
+    return prepare_openvino_file(_onnx_path(model, scope, x, workdir), x,
+                                 precision, threads)
+
+
+def _openvino_bf16_missing() -> Optional[str]:
+    return _openvino_missing() or _native_bf16()
+
+
+for _engine in (
+        Engine('torch-fp32', 'torch', 'fp32',
+               functools.partial(_prepare_torch, 'fp32'), exported=False),
+        Engine('torch-bf16', 'torch', 'bf16',
+               functools.partial(_prepare_torch, 'bf16'), _native_bf16,
+               exported=False),
+        Engine('onnxruntime-fp32', 'onnxruntime', 'fp32',
+               _prepare_onnxruntime, _onnxruntime_missing),
+        Engine('openvino-fp32', 'openvino', 'fp32',
+               functools.partial(_prepare_openvino, 'fp32'),
+               _openvino_missing),
+        Engine('openvino-bf16', 'openvino', 'bf16',
+               functools.partial(_prepare_openvino, 'bf16'),
+               _openvino_bf16_missing),
+):
+    register_engine(_engine)
+
+
+def workdir() -> tempfile.TemporaryDirectory:
+    """A folder for a candidate's exported files, removed with it."""
+    return tempfile.TemporaryDirectory(prefix='repmlp_engines_')
