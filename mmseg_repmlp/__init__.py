@@ -2,7 +2,9 @@
 
 ``import mmseg_repmlp`` registers, and this file is the one place that does:
 
-- ``RepMLPNet`` in MMSegmentation's ``MODELS`` (``models``);
+- ``RepMLPNet`` and ``ClassWeightedCrossEntropyLoss`` (MMSegmentation's
+  class-weighted cross-entropy, fixed for ignored pixels) in
+  MMSegmentation's ``MODELS`` (``models``);
 - the hooks ``RepMLPDeployHook``, ``StopOnNonFiniteLossHook`` and
   ``RNGStateHook`` in MMEngine's ``HOOKS`` (``engine``);
 - the ``'atomic_local'`` file backend, also for every local path, so that

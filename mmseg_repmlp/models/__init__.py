@@ -1,3 +1,7 @@
 from .backbones import ARCHS, RepMLPNet, RepMLPNetArch, get_arch
+from .losses import ClassWeightedCrossEntropyLoss
 
-__all__ = ['ARCHS', 'RepMLPNet', 'RepMLPNetArch', 'get_arch']
+__all__ = [
+    'ARCHS', 'RepMLPNet', 'RepMLPNetArch', 'get_arch',
+    'ClassWeightedCrossEntropyLoss'
+]

@@ -26,7 +26,32 @@ model = dict(
             window_sizes=(16, 8, 4, 2),
             sharesets=(1, 4, 8, 16)),
         init_cfg=None),
-    decode_head=dict(in_channels=[32, 64, 128, 192], channels=64),
+    decode_head=dict(
+        in_channels=[32, 64, 128, 192],
+        channels=64,
+        # Thin and rare classes (pole, traffic sign, person: 0.4-1.4% of the
+        # train pixels) stayed at 0 IoU with the plain loss. Two standard
+        # remedies, both measured on this data (README, Demo):
+        # - OHEM: the loss of each batch is taken over the pixels predicted
+        #   with a probability under 0.7, at least 6500 (10% of 2 crops of
+        #   128x256), so the easy road/sky/building pixels stop dominating;
+        # - class weights sqrt(1 / ln(1.02 + p)), p = a class's share of the
+        #   pixels of the 40 generated train images (classes the data lacks:
+        #   1): the square root of ENet's weights, whose full strength made
+        #   car, pole and sign over-predicted (their IoU fell while their
+        #   recall rose). The loss is ClassWeightedCrossEntropyLoss, as
+        #   MMSegmentation 1.2.2's CrossEntropyLoss stops with an IndexError
+        #   on class weights with ignored pixels (the ego vehicle's 255).
+        sampler=dict(type='OHEMPixelSampler', thresh=0.7, min_kept=6500),
+        loss_decode=dict(
+            type='ClassWeightedCrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True,
+            class_weight=[
+                2.0, 2.9, 1.8, 1.0, 1.0, 5.5, 1.0, 6.5, 2.6, 5.7, 3.2, 5.8,
+                1.0, 3.8, 1.0, 1.0, 1.0, 1.0, 1.0
+            ])),
     auxiliary_head=dict(in_channels=128, channels=32))
 
 train_pipeline = [
@@ -48,8 +73,13 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
+# Batches of 2 crops for twice the steps of batches of 4 in the same time:
+# at equal compute (with ENet's full class weights), 600 steps of 2 learned
+# the thin classes (pole 27 IoU, traffic sign 27) where 300 steps of 4 did
+# not (pole 9, traffic sign 2). 2 is the least: with 1 crop, the
+# 1x1 pooling of the decode head's PPM gives its BatchNorm one value.
 train_dataloader = dict(
-    batch_size=4,
+    batch_size=2,
     num_workers=1,
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
@@ -60,20 +90,23 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # From scratch, so a larger lr than the fine-tuning recipe; same shape.
-max_iters = 600
+# 1100 steps of 2 crops cost a little less than the earlier 600 steps of 4
+# (0.24 s and 0.45 s of one core a step), so the demo keeps its time.
+max_iters = 1100
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999),
                    weight_decay=0.01),
     paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
+warmup = max_iters // 10
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0,
-         end=50),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=50, end=max_iters,
+         end=warmup),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=warmup, end=max_iters,
          by_epoch=False),
 ]
 train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=200)
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=400)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
@@ -83,7 +116,7 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook',
         by_epoch=False,
-        interval=200,
+        interval=400,
         max_keep_ckpts=2,
         save_best='mIoU'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
