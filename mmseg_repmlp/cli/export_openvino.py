@@ -30,8 +30,8 @@ from ..export.openvino import DEFAULT_MAX_LABEL_DISAGREEMENT, export_openvino
 from ..utils.fileio import refuse_to_overwrite
 from .export_onnx import toolkit_labels
 
-#: Calibration images: B256's per-stage INT8 error stops improving
-#: beyond about this many (docs/cpu_engines.md).
+#: Calibration images (NNCF's statistics are per tensor or per channel:
+#: a few dozen images of the test scale; not tuned by measurement yet).
 DEFAULT_CALIB_IMAGES = 32
 DEFAULT_CHECK_IMAGES = 8
 

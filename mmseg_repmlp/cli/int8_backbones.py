@@ -235,7 +235,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             # settings (nothing of it to unfold or keep in float).
             if (recipe == 'recipe' and is_repmlp) or (
                     recipe == 'transformer, folded fc3' and not is_repmlp):
-                int8[name] = quantized
+                int8[name] = (recipe, quantized)
+            else:
+                int8.setdefault(name, (recipe, quantized))
     if args.no_latency:
         return
     candidates = {}
@@ -245,8 +247,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         candidates[f'{name} bf16'] = compile_ir(
             fp32[(name, False)], args.threads, 'bf16')
         if name in int8:
+            recipe, quantized = int8[name]
+            print(f'{name} int8: recipe {recipe!r}')
             candidates[f'{name} int8'] = compile_ir(
-                int8[name], args.threads, 'f32')
+                quantized, args.threads, 'f32')
     times = latencies(candidates, held_out[0], args.repeats)
     print(f'\nOpenVINO latency, batch 1 at {size[0]}x{size[1]}, '
           f'{args.threads} threads, LATENCY hint, median of {args.repeats} '
@@ -258,5 +262,5 @@ def main(argv: Optional[List[str]] = None) -> None:
     if repmlp_int8 and resnet_int8 and repmlp_int8 > resnet_int8:
         for name in names:
             print(f'\nPERF_COUNT of {name} int8:')
-            print(profile(compile_ir(int8[name], args.threads, 'f32',
+            print(profile(compile_ir(int8[name][1], args.threads, 'f32',
                                      perf_count=True), held_out[0]))

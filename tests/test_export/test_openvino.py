@@ -176,6 +176,32 @@ def test_split_local_kernel_sums_to_fc3_and_narrows_the_rows():
     assert row_range(rest) < 0.2 * row_range(fc)
 
 
+def test_exported_files_score_as_the_checkpoint(confident, spread_model,
+                                                fp32_ir, tiny_cityscapes,
+                                                tmp_path):
+    """tools/test_exported.py on the ONNX files (resize in the graph and
+    not) and the IR gives tools/test.py's metrics on the checkpoint."""
+    from mmseg_repmlp.cli import test as test_cli
+    from mmseg_repmlp.cli import test_exported
+    from mmseg_repmlp.cli.demo import data_root_options
+    from mmseg_repmlp.export import export_segmentor
+    options = ['--cfg-options', *data_root_options(str(tiny_cityscapes))]
+    native = tmp_path / 'native.onnx'
+    export_segmentor(spread_model, native, (128, 256), dynamic=True,
+                     native_resolution=True, log=lambda line: None)
+    resized = tmp_path / 'resized.onnx'
+    export_segmentor(spread_model, resized, (128, 256), dynamic=True,
+                     log=lambda line: None)
+    assert json.loads(read_metadata(str(native))['resize_in_graph']) is False
+    ref = test_cli.main([CONFIG, str(confident), '--work-dir',
+                         str(tmp_path / 'ref'), *options])
+    assert set(ref) >= {'mIoU', 'aAcc', 'mAcc'}
+    for path in (resized, native, fp32_ir[0] / 'model.xml'):
+        metrics = test_exported.main([CONFIG, str(path), '--work-dir',
+                                      str(tmp_path / path.stem), *options])
+        assert metrics == ref, path
+
+
 def test_int8_passes_the_check_and_a_zero_threshold_refuses(
         spread_model, images, tmp_path):
     calibration, held_out = images
@@ -231,29 +257,3 @@ def test_export_openvino_cli_errors(trained, tmp_path):
     done = run([*tool('test_exported.py'), CONFIG, tmp_path / 'gone.onnx'],
                check=False)
     assert done.returncode != 0 and 'does not exist' in done.stderr
-
-
-def test_exported_files_score_as_the_checkpoint(confident, spread_model,
-                                                fp32_ir, tiny_cityscapes,
-                                                tmp_path):
-    """tools/test_exported.py on the ONNX files (resize in the graph and
-    not) and the IR gives tools/test.py's metrics on the checkpoint."""
-    from mmseg_repmlp.cli import test as test_cli
-    from mmseg_repmlp.cli import test_exported
-    from mmseg_repmlp.cli.demo import data_root_options
-    from mmseg_repmlp.export import export_segmentor
-    options = ['--cfg-options', *data_root_options(str(tiny_cityscapes))]
-    native = tmp_path / 'native.onnx'
-    export_segmentor(spread_model, native, (128, 256), dynamic=True,
-                     native_resolution=True, log=lambda line: None)
-    resized = tmp_path / 'resized.onnx'
-    export_segmentor(spread_model, resized, (128, 256), dynamic=True,
-                     log=lambda line: None)
-    assert json.loads(read_metadata(str(native))['resize_in_graph']) is False
-    ref = test_cli.main([CONFIG, str(confident), '--work-dir',
-                         str(tmp_path / 'ref'), *options])
-    assert set(ref) >= {'mIoU', 'aAcc', 'mAcc'}
-    for path in (resized, native, fp32_ir[0] / 'model.xml'):
-        metrics = test_exported.main([CONFIG, str(path), '--work-dir',
-                                      str(tmp_path / path.stem), *options])
-        assert metrics == ref, path
