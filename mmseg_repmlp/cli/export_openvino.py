@@ -23,6 +23,8 @@ import os
 import sys
 from typing import List, Optional
 
+from mmengine.config import DictAction
+
 from ..apis import check_size, init_model, read_image
 from ..export.calibration import split_training_images
 from ..export.ir import PRECISIONS
@@ -82,6 +84,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "OpenVINO's)")
     parser.add_argument('--force', action='store_true',
                         help='replace OUT if it exists')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value pairs (such as '
+        'train_dataloader.dataset.data_root=DIR for the calibration images)')
     return parser.parse_args(argv)
 
 
@@ -109,7 +115,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit('error: --layer-report reports INT8 errors; pass '
                  '--precision int8.')
     try:
-        model = init_model(args.config, args.checkpoint, device='cpu')
+        model = init_model(args.config, args.checkpoint, device='cpu',
+                           cfg_options=args.cfg_options)
         calibration, held_out = [], []
         if args.precision != 'fp32':
             calibration, held_out = split_training_images(

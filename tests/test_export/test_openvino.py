@@ -203,25 +203,28 @@ def test_exported_files_score_as_the_checkpoint(confident, spread_model,
 
 
 def test_int8_passes_the_check_and_a_zero_threshold_refuses(
-        spread_model, images, tmp_path):
-    calibration, held_out = images
+        confident, tiny_cityscapes, tmp_path):
+    from mmseg_repmlp.cli.demo import data_root_options
+    export = [*tool('export_openvino.py'), CONFIG, confident]
+    options = ['--precision', 'int8', '--calib-images', '2',
+               '--check-images', '2', '--cfg-options',
+               *data_root_options(str(tiny_cityscapes))]
     out = tmp_path / 'int8'
-    lines = []
     # A 4-iteration model: its labels flip more easily than a trained
     # one's (INT8 labels 0.8 % of the held-out pixels otherwise here).
-    result = export_openvino(spread_model, out, (128, 256), 'int8',
-                             calibration, held_out, report_layers=True,
-                             max_label_disagreement=0.03, log=lines.append)
-    assert 0 < result['disagreement'] <= 0.03
+    done = run([*export, out, *options, '--max-label-disagreement', '0.03',
+                '--layer-report'])
     assert read_ir_metadata(str(out))['precision'] == 'int8'
-    assert any('stage output' in line for line in lines)  # the report
-    assert {r['stage'] for r in result['layers']} == {0, 1, 2, 3}
-    assert max(r['max_error'] for r in result['layers']) < 0.1
+    report = [line for line in done.stdout.splitlines()
+              if 'stage output' in line]
+    assert len(report) == 4  # one per stage
+    assert all(float(line.split()[2].rstrip('%')) < 10 for line in report)
     refused = tmp_path / 'refused'
-    with pytest.raises(RuntimeError, match='nothing was written'):
-        export_openvino(spread_model, refused, (128, 256), 'int8',
-                        calibration, held_out, max_label_disagreement=0,
-                        log=lambda line: None)
+    done = run([*export, refused, *options, '--max-label-disagreement', '0'],
+               check=False)
+    assert done.returncode != 0
+    assert 'nothing was written' in done.stderr
+    assert 'points over --max-label-disagreement' in done.stderr
     assert not refused.exists()
     assert [p.name for p in tmp_path.iterdir()] == ['int8']  # no leftovers
 
