@@ -18,8 +18,8 @@ $(STAMP): $(REQS)
 	MMCV_WITH_OPS=1 MAX_JOBS=2 $(BIN)/python -m pip install -q --no-build-isolation -r requirements/mmcv.txt
 	$(BIN)/python -m pip install -q -r requirements/runtime.txt
 	$(BIN)/python -m pip install -q --no-build-isolation --no-deps -e .
-	$(BIN)/python -m pip install -q -r requirements/tests.txt
-	$(BIN)/python -c "import mmcv.ops, mmseg, mmseg_repmlp; print('installed: mmcv', mmcv.__version__, 'mmseg', mmseg.__version__)"
+	$(BIN)/python -m pip install -q -r requirements/tests.txt -r requirements/openvino.txt
+	$(BIN)/python -c "import mmcv.ops, mmseg, mmseg_repmlp, openvino, nncf; print('installed: mmcv', mmcv.__version__, 'mmseg', mmseg.__version__, 'openvino', openvino.__version__)"
 	touch $(STAMP)
 
 # Lint and import order (ruff.toml), and the one-way layers of

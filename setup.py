@@ -70,5 +70,8 @@ if __name__ == '__main__':
         include_package_data=True,
         package_data={'mmseg_repmlp': ['.mim/**/*']},
         install_requires=read_requirements('runtime.txt', 'mmcv.txt'),
-        extras_require={'tests': read_requirements('tests.txt')},
+        extras_require={
+            'tests': read_requirements('tests.txt'),
+            'openvino': read_requirements('openvino.txt'),
+        },
         zip_safe=False)

@@ -1,4 +1,4 @@
-"""Export of deployed segmentors to other runtimes (ONNX)."""
+"""Export of deployed segmentors to other runtimes (ONNX, OpenVINO)."""
 from .check import (
                     DEFAULT_AGREEMENT_SHAPES,
                     agreement_shapes,
@@ -14,7 +14,14 @@ from .check import (
 
 # check_image's former name, kept for its importers.
 from .check import check_image as load_image
-from .exportable import ExportableAdaptiveAvgPool2d, make_exportable
+from .exportable import (
+                         ExportableAdaptiveAvgPool2d,
+                         UnfoldedRepMLPBlock,
+                         make_exportable,
+                         split_local_kernel,
+)
+from .exported import ExportedModel, build_exported_segmentor
+from .ir import compile_ir, compiled_precision, read_ir_metadata, run_ir
 from .onnx import (
                    DEFAULT_OPSET,
                    METADATA_SCHEMA,
@@ -23,6 +30,8 @@ from .onnx import (
                    model_metadata,
                    read_metadata,
 )
+from .openvino import export_openvino
+from .quantize import int8_ignored_names, layer_report, quantize_int8
 from .runtime import (
                       check_input_shape,
                       ort_session,
@@ -40,9 +49,13 @@ from .wrapper import (
 
 __all__ = [
     'DEFAULT_AGREEMENT_SHAPES', 'DEFAULT_OPSET', 'METADATA_SCHEMA',
-    'ExportableAdaptiveAvgPool2d', 'OnnxSegmentor', 'PipelineResize',
-    'agreement_shapes', 'check_image', 'check_input_shape', 'check_onnx',
-    'export_onnx', 'export_segmentor', 'format_agreement', 'format_check',
+    'ExportableAdaptiveAvgPool2d', 'ExportedModel', 'OnnxSegmentor',
+    'PipelineResize', 'UnfoldedRepMLPBlock', 'agreement_shapes',
+    'build_exported_segmentor', 'check_image', 'check_input_shape',
+    'check_onnx', 'compile_ir', 'compiled_precision', 'export_onnx',
+    'export_openvino', 'export_segmentor', 'int8_ignored_names',
+    'layer_report', 'quantize_int8', 'read_ir_metadata', 'run_ir',
+    'split_local_kernel', 'format_agreement', 'format_check',
     'load_image', 'make_exportable', 'model_metadata', 'ort_session',
     'padded_trace_shape', 'pipeline_resize', 'read_metadata',
     'require_onnx', 'resize_image', 'resize_like_opencv',

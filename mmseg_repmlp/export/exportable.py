@@ -1,7 +1,18 @@
-"""Export-friendly stand-ins for modules the ONNX exporter cannot write for
-any input size."""
+"""Export-friendly stand-ins: modules the ONNX exporter cannot write for
+any input size, and the RepMLP block in a form that quantizes well."""
+from typing import Tuple
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..models.layers import (
+    RepMLPBlock,
+    pad_to_multiple,
+    window_partition,
+    window_reverse,
+)
+from ..models.utils.reparam import conv_with, depthwise_conv_to_fc
 
 
 def _pool_matrix(size, out: int, dtype: torch.dtype,
@@ -53,11 +64,14 @@ class ExportableAdaptiveAvgPool2d(nn.Module):
         return torch.matmul(torch.matmul(rows, x), cols.t())
 
 
-def make_exportable(model: nn.Module) -> nn.Module:
+def make_exportable(model: nn.Module,
+                    unfold_local_perceptron: bool = False) -> nn.Module:
     """Swap, in place, modules the exporter cannot write for any input size.
 
     ``nn.AdaptiveAvgPool2d`` becomes :class:`ExportableAdaptiveAvgPool2d`;
-    SyncBN becomes BN (identical in eval mode).
+    SyncBN becomes BN (identical in eval mode). With
+    ``unfold_local_perceptron`` every deployed :class:`RepMLPBlock` becomes
+    an :class:`UnfoldedRepMLPBlock` (the form INT8 quantization needs).
     """
     from mmengine.model import revert_sync_batchnorm
     model = revert_sync_batchnorm(model)
@@ -66,4 +80,108 @@ def make_exportable(model: nn.Module) -> nn.Module:
             if isinstance(child, nn.AdaptiveAvgPool2d):
                 setattr(module, child_name,
                         ExportableAdaptiveAvgPool2d(child.output_size))
+            elif (unfold_local_perceptron and isinstance(child, RepMLPBlock)
+                  and child.deploy):
+                setattr(module, child_name, UnfoldedRepMLPBlock(child))
     return model
+
+
+@torch.no_grad()
+def split_local_kernel(weight: Tensor, window: Tuple[int, int],
+                       kernel_size: int = 3) -> Tuple[Tensor, Tensor]:
+    """Split a deploy ``fc3`` into a window FC and a depthwise kernel.
+
+    Locality Injection adds the Local Perceptron (a depthwise ``k x k``
+    convolution on each window) to ``fc3`` as an ``n x n`` matrix with a
+    few large entries near the diagonal. For each shareset and each offset
+    of the ``kernel_size x kernel_size`` neighbourhood, the kernel value is
+    the mean of ``fc3``'s entries at that offset; the FC keeps the rest, so
+    ``fc3 == rest + depthwise_conv_to_fc(kernel)`` exactly (in real
+    arithmetic): the same sum, computed in two parts whose rows each have
+    a narrow range of values (what per-channel INT8 needs).
+
+    Args:
+        weight (Tensor): Deploy ``fc3`` kernel ``(S * n, n, 1, 1)``.
+        window (tuple[int, int]): ``(h, w)`` with ``n = h * w``.
+        kernel_size (int): Odd size of the split-off kernel. Default: 3.
+
+    Returns:
+        tuple[Tensor, Tensor]: The remaining FC kernel (same shape as
+        ``weight``) and the depthwise kernel ``(S, 1, k, k)``.
+    """
+    h, w = window
+    n = h * w
+    num_sets = weight.shape[0] // n
+    fc = weight.reshape(num_sets, n, n)  # [s, output, input]
+    half = kernel_size // 2
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    kernel = weight.new_zeros(num_sets, 1, kernel_size, kernel_size)
+    for dy in range(-half, half + 1):
+        for dx in range(-half, half + 1):
+            inside = ((ys + dy >= 0) & (ys + dy < h) & (xs + dx >= 0) &
+                      (xs + dx < w))
+            if not inside.any():
+                continue
+            out_idx = torch.nonzero(inside).flatten()
+            in_idx = (ys[out_idx] + dy) * w + xs[out_idx] + dx
+            values = fc[:, out_idx, in_idx]  # (S, positions)
+            kernel[:, 0, dy + half, dx + half] = values.mean(dim=1)
+    local, _ = depthwise_conv_to_fc(kernel, None, window)
+    return weight - local, kernel
+
+
+class UnfoldedRepMLPBlock(nn.Module):
+    """A deploy :class:`RepMLPBlock` computing its window FC in two parts.
+
+    ``fc3`` is split by :func:`split_local_kernel` into a window FC and a
+    depthwise convolution on each window (zero padding at the window
+    border), whose sum is the deploy ``fc3``: float outputs equal the
+    deploy block's up to rounding. For INT8 export: the folded ``fc3`` has
+    a few large near-diagonal entries per row that dominate every row's
+    quantization scale; split, both parts quantize per channel with small
+    error. The deploy checkpoint is unchanged: this is built from it.
+
+    Args:
+        block (RepMLPBlock): A deployed block (``block.deploy``).
+    """
+
+    def __init__(self, block: RepMLPBlock) -> None:
+        super().__init__()
+        if not block.deploy:
+            raise ValueError('UnfoldedRepMLPBlock needs a deployed '
+                             'RepMLPBlock (call reparameterize() first).')
+        self.channels = block.channels
+        self.window = block.window
+        self.sharesets = block.sharesets
+        self.gp = block.gp
+        weight, kernel = split_local_kernel(block.fc3.weight, block.window)
+        self.fc3 = conv_with(weight, block.fc3.bias, block.fc3)
+        self.local = nn.Conv2d(
+            self.sharesets, self.sharesets, kernel.shape[-1],
+            padding=kernel.shape[-1] // 2, groups=self.sharesets, bias=False)
+        with torch.no_grad():
+            self.local.weight.copy_(kernel)
+
+    def _window_fc(self, windows: Tensor) -> Tensor:
+        return RepMLPBlock._window_fc(self, windows)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate = self.gp(x)
+        height, width = x.shape[-2:]
+        x = pad_to_multiple(x, self.window)
+        windows = window_partition(x, self.window, self.sharesets)
+        out = self._window_fc(windows)
+        # Each window's channel groups as one map of C channels: one
+        # depthwise convolution instead of one per window (as
+        # ConvBN.forward_tiled).
+        groups = self.channels // self.sharesets
+        h, w = self.window
+        tiled = windows.reshape(-1, self.channels, h, w)
+        local = F.conv2d(tiled, self.local.weight.repeat(groups, 1, 1, 1),
+                         padding=self.local.padding, groups=self.channels)
+        out = out + local.reshape(windows.shape)
+        out = window_reverse(out, x.shape)
+        if out.shape[-2:] != (height, width):
+            out = out[..., :height, :width]
+        return out * gate

@@ -228,7 +228,8 @@ def export_onnx(model: nn.Module,
                 opset: int = DEFAULT_OPSET,
                 label_dtype: Optional[str] = None,
                 resize: Optional[PipelineResize] = None,
-                test_resize: Optional[PipelineResize] = None
+                test_resize: Optional[PipelineResize] = None,
+                unfold_local_perceptron: bool = False
                 ) -> Tuple[int, int]:
     """Write ``model`` (a deployed segmentor, left unchanged) to ``path``.
 
@@ -246,6 +247,9 @@ def export_onnx(model: nn.Module,
             the input size. Default: None.
         test_resize (PipelineResize, optional): The config's test-time
             resize, for the metadata of a graph without one.
+        unfold_local_perceptron (bool): Write each RepMLP block's window FC
+            as two parts (see :class:`UnfoldedRepMLPBlock`), the form INT8
+            quantization needs. Default: False.
 
     Returns:
         tuple[int, int]: The size the graph was traced at.
@@ -265,7 +269,8 @@ def export_onnx(model: nn.Module,
         trace_shape = resized_trace_shape(model, resize, shape)
     metadata = model_metadata(model, output, label_dtype, opset, dynamic,
                               resize, test_resize)
-    model = make_exportable(copy.deepcopy(model).cpu().eval())
+    model = make_exportable(copy.deepcopy(model).cpu().eval(),
+                            unfold_local_perceptron)
     wrapper = OnnxSegmentor(model, output, label_dtype, resize).eval()
     dummy = torch.rand(1, 3, *trace_shape) * 255
     batch, height, width = (('batch', 'height', 'width') if dynamic else
@@ -335,7 +340,8 @@ def export_segmentor(model: nn.Module,
                      native_resolution: bool = False,
                      toolkit: Optional[ToolkitLabels] = None,
                      agreement_at: Optional[Sequence[Tuple[int, int]]] = None,
-                     min_agreement: float = DEFAULT_MIN_AGREEMENT
+                     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+                     unfold_local_perceptron: bool = False
                      ) -> Dict[str, List[Dict[str, object]]]:
     """Export, check and atomically write ``out``.
 
@@ -356,6 +362,8 @@ def export_segmentor(model: nn.Module,
         min_agreement (float): Fewest pixels per size that must get the
             toolkit's label, unless ``native_resolution`` (where the toolkit
             resizes and the graph does not, the agreement is only logged).
+        unfold_local_perceptron (bool): See :func:`export_onnx`; the check
+            against PyTorch then also checks the unfolded form.
 
     Returns:
         dict: ``checks`` (:func:`check_onnx` results) and ``agreement``
@@ -386,7 +394,8 @@ def export_segmentor(model: nn.Module,
     threshold = getattr(model.decode_head, 'threshold', None)
     with atomic_path(out) as tmp:
         trace_shape = export_onnx(model, tmp, shape, dynamic, output, opset,
-                                  label_dtype, resize, test_resize)
+                                  label_dtype, resize, test_resize,
+                                  unfold_local_perceptron)
         onnx.checker.check_model(tmp)
         kind = ('dynamic batch, height, width; traced at'
                 if dynamic else 'fixed')
