@@ -497,7 +497,7 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='exists'):
         register_engine(ENGINES['fake-int8'])
     engines = ['torch-fp32', 'torch-bf16', 'onnxruntime-fp32',
-               'openvino-fp32', 'openvino-bf16']
+               'openvino-fp32', 'openvino-bf16', 'openvino-int8']
     settings = resolve_settings(dict(
         device='cpu', shapes=[(64, 128)], arch=TINY_ARCH, head_channels=32,
         warmup=1, repeats=2, candidates=('repmlp-deploy', ),
@@ -521,7 +521,8 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
         if engine is None or rec['path'] == 'fake-int8':
             continue
         assert rec['dtype'] == engine.precision
-        tol = 3e-2 if engine.precision == 'bf16' else 1e-4
+        # INT8 (NNCF, calibrated on the timed input): close, not equal.
+        tol = {'bf16': 3e-2, 'int8': 0.25}.get(engine.precision, 1e-4)
         assert rec['fast_vs_eager_max_rel_diff'] < tol, rec['path']
     assert len(calls) == 2  # one per scope; the file exported once
     text = format_markdown(result)

@@ -28,7 +28,6 @@ import functools
 import os.path as osp
 import tempfile
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 
 from ..apis.fast_inference import FastOptions, native_cpu_dtype
 from ..export.exportable import make_exportable
+from ..export.ir import compile_ir, onnx_to_ir, perf_count_table
 from ..export.onnx import DEFAULT_OPSET
 from ..export.runtime import ort_session
 from .workloads import forward_fn, image_metas
@@ -148,7 +148,8 @@ class _Scope(nn.Module):
 
 
 def export_workload(model: nn.Module, scope: str, x: Tensor,
-                    path: str, opset: int = DEFAULT_OPSET) -> str:
+                    path: str, opset: int = DEFAULT_OPSET,
+                    unfold_local_perceptron: bool = False) -> str:
     """Write the workload's forward (``scope`` of ``model`` on inputs of
     ``x``'s shape) to ``path`` as ONNX; returns ``path``.
 
@@ -156,11 +157,16 @@ def export_workload(model: nn.Module, scope: str, x: Tensor,
     :func:`~mmseg_repmlp.export.onnx.export_onnx`, but the graph is the
     workload itself (normalized input, backbone features or logits at
     the input size), so every engine times the same work as PyTorch.
+    ``unfold_local_perceptron``: the RepMLP blocks' window FCs in two parts,
+    the form INT8 quantizes (:class:`~mmseg_repmlp.export.exportable.
+    UnfoldedRepMLPBlock`).
     """
     if osp.exists(path):
         return path
-    module = _Scope(make_exportable(copy.deepcopy(model).cpu().eval()),
-                    scope, tuple(x.shape[-2:]), x.shape[0]).eval()
+    module = _Scope(make_exportable(
+        copy.deepcopy(model).cpu().eval(),
+        unfold_local_perceptron=unfold_local_perceptron), scope,
+        tuple(x.shape[-2:]), x.shape[0]).eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore', DeprecationWarning)
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
@@ -195,7 +201,8 @@ def _onnxruntime_missing() -> Optional[str]:
 
 # ---------------------------------------------------------------- OpenVINO
 
-OPENVINO_PRECISIONS = {'fp32': 'f32', 'bf16': 'bf16'}
+#: Engine precision -> OpenVINO's inference precision.
+OPENVINO_PRECISIONS = {'fp32': 'f32', 'bf16': 'bf16', 'int8': 'f32'}
 
 
 @functools.lru_cache(maxsize=None)
@@ -215,24 +222,17 @@ def _openvino_missing() -> Optional[str]:
             'openvino)')
 
 
-def openvino_config(precision: str, threads: int,
-                    perf_count: bool = False) -> Dict[str, Any]:
-    """``compile_model`` properties of an OpenVINO engine."""
-    return {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision],
-            'PERFORMANCE_HINT': 'LATENCY',
-            'INFERENCE_NUM_THREADS': int(threads),
-            'PERF_COUNT': bool(perf_count)}
-
-
 def prepare_openvino_file(path: str, x: Tensor, precision: str,
                           threads: int) -> Prepared:
-    """Time an ONNX (or OpenVINO IR) file in OpenVINO on the CPU; the hook
-    an int8 engine reuses with its own quantized file."""
+    """Time an ONNX file or an OpenVINO model (IR path or in memory) in
+    OpenVINO on the CPU, compiled by :func:`~mmseg_repmlp.export.ir.
+    compile_ir` with the inference precision of ``precision`` set
+    explicitly (an int8 model runs its float parts in f32)."""
     import openvino as ov
     core = ov.Core()
-    source = core.read_model(path)
-    compiled = core.compile_model(source, 'CPU',
-                                  openvino_config(precision, threads))
+    source = core.read_model(path) if isinstance(path, str) else path
+    inference = OPENVINO_PRECISIONS[precision]
+    compiled = compile_ir(source, threads, inference, core=core)
     request = compiled.create_infer_request()
     feed = {0: x.detach().cpu().contiguous().numpy()}
 
@@ -242,45 +242,53 @@ def prepare_openvino_file(path: str, x: Tensor, precision: str,
                 for i in range(len(compiled.outputs))]
 
     def profile() -> str:
-        counted = core.compile_model(
-            source, 'CPU', openvino_config(precision, threads, True))
+        counted = compile_ir(source, threads, inference, perf_count=True,
+                             core=core)
         req = counted.create_infer_request()
         req.infer(feed)  # not counted: first-call work
         req.infer(feed)
-        return openvino_profile_table(req.get_profiling_info())
+        return perf_count_table(req.get_profiling_info())
 
     return Prepared(run, profile)
-
-
-def openvino_profile_table(infos: Any, row_limit: int = 15) -> str:
-    """OpenVINO's per-layer counters (``PERF_COUNT``) of one inference,
-    summed by layer type and by kernel, as a text table."""
-    by_type: Dict[Tuple[str, str], List[float]] = defaultdict(
-        lambda: [0.0, 0])
-    total = 0.0
-    for info in infos:
-        if str(info.status).endswith('NOT_RUN'):
-            continue
-        ms = info.real_time.total_seconds() * 1e3
-        total += ms
-        slot = by_type[(info.node_type, info.exec_type)]
-        slot[0] += ms
-        slot[1] += 1
-    rows = sorted(by_type.items(), key=lambda kv: -kv[1][0])[:row_limit]
-    lines = [f'{"layer type":<24} {"kernel":<28} {"ms":>9} {"%":>6} '
-             f'{"layers":>6}', '-' * 77]
-    for (kind, kernel), (ms, count) in rows:
-        share = 100 * ms / total if total else 0.0
-        lines.append(f'{kind:<24} {kernel:<28} {ms:9.2f} {share:6.1f} '
-                     f'{count:6d}')
-    lines.append(f'{"total":<53} {total:9.2f}')
-    return '\n'.join(lines)
 
 
 def _prepare_openvino(precision: str, model: nn.Module, scope: str,
                       x: Tensor, threads: int, workdir: str) -> Prepared:
     return prepare_openvino_file(_onnx_path(model, scope, x, workdir), x,
                                  precision, threads)
+
+
+def _prepare_openvino_int8(model: nn.Module, scope: str, x: Tensor,
+                           threads: int, workdir: str) -> Prepared:
+    """OpenVINO INT8 by :func:`~mmseg_repmlp.export.quantize.quantize_int8`
+    (the export's recipe, calibrated on the timed input: a latency figure,
+    not an accuracy one; ``tools/export_openvino.py`` calibrates on
+    training images and checks the labels). Models without RepMLP blocks
+    get NNCF's default (CNN) settings, as their users would."""
+    from ..export.quantize import int8_ignored_names, quantize_int8
+    path = export_workload(model, scope, x,
+                           osp.join(workdir, f'{scope}_unfolded.onnx'),
+                           unfold_local_perceptron=True)
+    fp32 = onnx_to_ir(path, {}, 'fp32')
+    ignored = int8_ignored_names(fp32)
+    calibration = [x.detach().cpu().contiguous().numpy()]
+    if ignored:
+        int8 = quantize_int8(fp32, calibration, ignored)
+    else:
+        int8 = quantize_int8(fp32, calibration, [], smooth_quant_conv_alpha=-1,
+                             model_type='cnn', bias_correction=True)
+    return prepare_openvino_file(int8, x, 'int8', threads)
+
+
+def _openvino_int8_missing() -> Optional[str]:
+    missing = _openvino_missing()
+    if missing:
+        return missing
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return ("skipped: INT8 needs nncf (pip install '.[openvino]')")
+    return None
 
 
 def _openvino_bf16_missing() -> Optional[str]:
@@ -301,6 +309,8 @@ for _engine in (
         Engine('openvino-bf16', 'openvino', 'bf16',
                functools.partial(_prepare_openvino, 'bf16'),
                _openvino_bf16_missing),
+        Engine('openvino-int8', 'openvino', 'int8', _prepare_openvino_int8,
+               _openvino_int8_missing),
 ):
     register_engine(_engine)
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..deploy import reparameterize_model
 from ..export.exportable import make_exportable
-from ..export.ir import compile_ir, onnx_to_ir
+from ..export.ir import compile_ir, onnx_to_ir, perf_count_table
 from ..export.quantize import int8_ignored_names, quantize_int8, stage_errors
 from ..synthetic.sample import make_sample, sample_rng
 
@@ -157,19 +157,8 @@ def profile(compiled, image: np.ndarray, top: int = 12) -> str:
     request = compiled.create_infer_request()
     request.infer({0: image})
     request.infer({0: image})
-    infos = [i for i in request.get_profiling_info()
-             if i.real_time.total_seconds() > 0]
-    total = sum(i.real_time.total_seconds() for i in infos)
-    by_kind = defaultdict(float)
-    for info in infos:
-        by_kind[(info.node_type, info.exec_type)] += (
-            info.real_time.total_seconds())
-    lines = [f'  total {1000 * total:.1f} ms over {len(infos)} layers']
-    for (node, kernel), seconds in sorted(by_kind.items(),
-                                          key=lambda kv: -kv[1])[:top]:
-        lines.append(f'  {node:<20}{kernel:<32}{1000 * seconds:9.1f} ms '
-                     f'{100 * seconds / total:5.1f} %')
-    lines.append('  slowest layers:')
+    infos = request.get_profiling_info()
+    lines = [perf_count_table(infos, top), '  slowest layers:']
     for info in sorted(infos, key=lambda i: -i.real_time.total_seconds()
                        )[:top]:
         lines.append(f'  {info.node_name[-60:]:<62}{info.exec_type:<28}'

@@ -13,7 +13,8 @@ checks, benchmark): it passes ``INFERENCE_PRECISION_HINT`` from the IR's
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional, Union
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -198,3 +199,28 @@ def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def perf_count_table(infos, row_limit: int = 15) -> str:
+    """OpenVINO's per-layer counters (``PERF_COUNT``) of one inference,
+    summed by layer type and by kernel, as a text table."""
+    by_type: Dict[Tuple[str, str], List[float]] = defaultdict(
+        lambda: [0.0, 0])
+    total = 0.0
+    for info in infos:
+        if str(info.status).endswith('NOT_RUN'):
+            continue
+        ms = info.real_time.total_seconds() * 1e3
+        total += ms
+        slot = by_type[(info.node_type, info.exec_type)]
+        slot[0] += ms
+        slot[1] += 1
+    rows = sorted(by_type.items(), key=lambda kv: -kv[1][0])[:row_limit]
+    lines = [f'{"layer type":<24} {"kernel":<28} {"ms":>9} {"%":>6} '
+             f'{"layers":>6}', '-' * 77]
+    for (kind, kernel), (ms, count) in rows:
+        share = 100 * ms / total if total else 0.0
+        lines.append(f'{kind:<24} {kernel:<28} {ms:9.2f} {share:6.1f} '
+                     f'{count:6d}')
+    lines.append(f'{"total":<53} {total:9.2f}')
+    return '\n'.join(lines)

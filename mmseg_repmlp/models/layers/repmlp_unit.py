@@ -115,9 +115,12 @@ class RepMLPNetUnit(nn.Module):
         """Whether this call takes the fused inference path: deploy form,
         ``prebn1`` an eval-mode BatchNorm with running statistics, no
         autograd, and no tracer or compiler (they see the plain graph;
-        inductor fuses it its own way)."""
+        inductor fuses it its own way). A block swapped for another module
+        (the export's two-part form) runs as written."""
         bn = self.prebn1
-        return (self.fused_inference and self.repmlp_block.deploy
+        block = self.repmlp_block
+        return (self.fused_inference and isinstance(block, RepMLPBlock)
+                and block.deploy
                 and isinstance(bn, _BatchNorm) and not bn.training
                 and bn.running_mean is not None
                 and not torch.is_grad_enabled()
