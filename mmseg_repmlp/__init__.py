@@ -13,7 +13,13 @@
   ['mmseg_repmlp::_base_/repmlpnet_upernet.py']``) for installed packages;
 - the exact objects MMEngine checkpoints hold in torch's ``weights_only``
   allowlist (:mod:`mmseg_repmlp.checkpoint.safe_globals`).
+
+It also hides setuptools' notice that ``pkg_resources`` is deprecated, which
+MMEngine's package lookup (``mmseg::`` config bases) triggers on every
+config it reads; nothing a user of this package can act on.
 """
+import warnings
+
 from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.fileio import register_backend
 
@@ -27,6 +33,8 @@ from .version import __version__
 register_backend('atomic_local', AtomicLocalBackend, force=True, prefixes='')
 MODULE2PACKAGE.setdefault('mmseg_repmlp', 'mmseg_repmlp')
 register_safe_globals()
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                        category=UserWarning)
 
 __all__ = [
     'ARCHS', 'RepMLPNet', 'RepMLPNetArch', 'reparameterize_model',

@@ -109,3 +109,24 @@ def test_bf16_amp_train_step(monkeypatch, device):
     moved = [n for n, p in params.items() if not torch.equal(p, before[n])]
     assert any(n.startswith('backbone.') for n in moved)
     assert all(torch.isfinite(p).all() for p in params.values())
+
+
+def test_reading_a_config_and_building_its_model_is_quiet():
+    """Notices a user cannot act on stay out of the output: setuptools'
+    ``pkg_resources`` deprecation (MMEngine's package lookup for
+    ``mmseg::`` bases, setuptools >= 67) and MMSegmentation's ``build_loss``
+    / ``build_pixel_sampler`` deprecations (the demo's OHEM sampler)."""
+    import subprocess
+    import sys
+
+    from .conftest import CONFIG, REPO
+    code = ('import mmseg_repmlp\n'
+            'from mmengine.config import Config\n'
+            'from mmseg_repmlp.checkpoint.deploy_ckpt import build_segmentor\n'
+            f'build_segmentor(Config.fromfile({CONFIG!r}))\n')
+    done = subprocess.run([sys.executable, '-W', 'default', '-c', code],
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for notice in ('pkg_resources', 'build_loss', 'build_pixel_sampler'):
+        assert notice not in done.stderr, done.stderr[-3000:]

@@ -27,7 +27,6 @@ import copy
 import functools
 import os.path as osp
 import tempfile
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -38,7 +37,7 @@ from torch import Tensor, nn
 from ..apis.fast_inference import FastOptions, native_cpu_dtype
 from ..export.exportable import make_exportable
 from ..export.ir import compile_ir, onnx_to_ir, perf_count_table
-from ..export.onnx import DEFAULT_OPSET
+from ..export.onnx import DEFAULT_OPSET, trace_to_onnx
 from ..export.runtime import ort_session
 from .workloads import forward_fn, image_metas
 
@@ -167,13 +166,8 @@ def export_workload(model: nn.Module, scope: str, x: Tensor,
         copy.deepcopy(model).cpu().eval(),
         unfold_local_perceptron=unfold_local_perceptron), scope,
         tuple(x.shape[-2:]), x.shape[0]).eval()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore', DeprecationWarning)
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*align_corners.*')
-        torch.onnx.export(module, (x.detach().cpu().contiguous(), ), path,
-                          dynamo=False, input_names=['input'],
-                          opset_version=opset, do_constant_folding=True)
+    trace_to_onnx(module, x.detach().cpu().contiguous(), path, ['input'],
+                  opset=opset)
     return path
 
 

@@ -78,8 +78,9 @@ def build_segmentor(cfg: Config):
     """Build ``cfg.model`` from MMSegmentation's registry (on the CPU).
 
     Every caller builds for inference or conversion, where MMSegmentation's
-    notices about how the training losses are built (``build_loss``,
-    ``avg_non_ignore``) say nothing a user can act on; they are silenced
+    notices about how the training losses and pixel samplers are built
+    (``build_loss``, ``build_pixel_sampler``, ``avg_non_ignore``) say
+    nothing a user can act on; they are silenced
     here (a training run still shows them once, from its runner).
     """
     from mmseg.registry import MODELS
@@ -87,6 +88,7 @@ def build_segmentor(cfg: Config):
     register_all_modules(init_default_scope=False)
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='.*build_loss.*')
+        warnings.filterwarnings('ignore', message='.*build_pixel_sampler.*')
         warnings.filterwarnings('ignore', message='.*avg_non_ignore.*')
         return MODELS.build(copy.deepcopy(cfg.model))
 

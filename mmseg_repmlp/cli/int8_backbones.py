@@ -20,7 +20,6 @@ import copy
 import os
 import tempfile
 import time
-import warnings
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -31,6 +30,7 @@ from torch import nn
 from ..deploy import reparameterize_model
 from ..export.exportable import make_exportable
 from ..export.ir import compile_ir, onnx_to_ir, perf_count_table
+from ..export.onnx import trace_to_onnx
 from ..export.quantize import int8_ignored_names, quantize_int8, stage_errors
 from ..synthetic.sample import make_sample, sample_rng
 
@@ -113,14 +113,9 @@ def backbone_ir(backbone: nn.Module, size: Sequence[int], unfold: bool):
         backbone = make_exportable(backbone, unfold_local_perceptron=True)
     model = _Stages(backbone)
     model.eval()
-    with tempfile.TemporaryDirectory() as tmp, torch.no_grad(), \
-            warnings.catch_warnings():
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        warnings.simplefilter('ignore', DeprecationWarning)
+    with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'backbone.onnx')
-        torch.onnx.export(model, (torch.zeros(1, 3, *size), ), path,
-                          dynamo=False, input_names=['image'],
-                          opset_version=17, do_constant_folding=True)
+        trace_to_onnx(model, torch.zeros(1, 3, *size), path, ['image'])
         return onnx_to_ir(path, {}, 'fp32')
 
 

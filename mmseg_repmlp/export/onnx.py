@@ -220,6 +220,31 @@ def read_metadata(path: str) -> Dict[str, str]:
     return {prop.key: prop.value for prop in model.metadata_props}
 
 
+def trace_to_onnx(module: nn.Module, example: torch.Tensor, path: str,
+                  input_names: Sequence[str],
+                  output_names: Optional[Sequence[str]] = None,
+                  opset: int = DEFAULT_OPSET,
+                  dynamic_axes: Optional[dict] = None) -> None:
+    """``torch.onnx.export`` with the TorchScript exporter, as every graph
+    of this project is written: traced on ``example`` without gradients,
+    constants folded, and without the exporter's deprecation notice and
+    the tracer warnings for the shape branches :func:`padded_trace_shape`
+    takes care of."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        warnings.filterwarnings('ignore', message='.*align_corners.*')
+        torch.onnx.export(
+            module, (example, ),
+            path,
+            dynamo=False,
+            input_names=list(input_names),
+            output_names=list(output_names) if output_names else None,
+            opset_version=opset,
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True)
+
+
 def export_onnx(model: nn.Module,
                 path: str,
                 shape: Tuple[int, int],
@@ -284,21 +309,8 @@ def export_onnx(model: nn.Module,
             output: {i: d for i, d in enumerate(output_dims)
                      if isinstance(d, str)}
         }
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter's deprecation notice, and tracer warnings
-        # for the shape branches padded_trace_shape takes care of.
-        warnings.simplefilter('ignore', DeprecationWarning)
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        warnings.filterwarnings('ignore', message='.*align_corners.*')
-        torch.onnx.export(
-            wrapper, (dummy, ),
-            path,
-            dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[output],
-            opset_version=opset,
-            dynamic_axes=dynamic_axes,
-            do_constant_folding=True)
+    trace_to_onnx(wrapper, dummy, path, [INPUT_NAME], [output], opset,
+                  dynamic_axes)
     write_metadata(path, metadata, output_dims)
     return trace_shape
 
