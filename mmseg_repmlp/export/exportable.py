@@ -3,7 +3,6 @@ any input size, and the RepMLP block in a form that quantizes well."""
 from typing import Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.layers import (
@@ -12,6 +11,7 @@ from ..models.layers import (
     window_partition,
     window_reverse,
 )
+from ..models.layers.conv_bn import tiled_depthwise_conv
 from ..models.utils.reparam import conv_with, depthwise_conv_to_fc
 
 
@@ -172,15 +172,11 @@ class UnfoldedRepMLPBlock(nn.Module):
         x = pad_to_multiple(x, self.window)
         windows = window_partition(x, self.window, self.sharesets)
         out = self._window_fc(windows)
-        # Each window's channel groups as one map of C channels: one
-        # depthwise convolution instead of one per window (as
+        # Each window's channel groups as one map of C channels (as
         # ConvBN.forward_tiled).
-        groups = self.channels // self.sharesets
-        h, w = self.window
-        tiled = windows.reshape(-1, self.channels, h, w)
-        local = F.conv2d(tiled, self.local.weight.repeat(groups, 1, 1, 1),
-                         padding=self.local.padding, groups=self.channels)
-        out = out + local.reshape(windows.shape)
+        local = tiled_depthwise_conv(windows, self.local,
+                                     self.channels // self.sharesets)
+        out = out + local
         out = window_reverse(out, x.shape)
         if out.shape[-2:] != (height, width):
             out = out[..., :height, :width]

@@ -79,20 +79,8 @@ class ConvBN(nn.Module):
             x (Tensor): ``(N, C, H, W)``; ``tiles`` must divide ``N``.
             tiles (int): How many consecutive maps become one.
         """
-        conv = self.conv
-        n, channels, height, width = x.shape
-        if (conv.groups != channels or conv.out_channels != channels
-                or n % tiles):
-            raise ValueError(
-                f'forward_tiled needs a depthwise conv over the {channels} '
-                f'input channels and tiles ({tiles}) dividing the {n} maps.')
-        weight = conv.weight.repeat(tiles, 1, 1, 1)
-        bias = None if conv.bias is None else conv.bias.repeat(tiles)
-        out = F.conv2d(
-            x.reshape(n // tiles, channels * tiles, height, width), weight,
-            bias, conv.stride, conv.padding, conv.dilation,
-            groups=channels * tiles)
-        return self.after_conv(out.view(n, channels, *out.shape[-2:]))
+        out = tiled_depthwise_conv(x, self.conv, tiles)
+        return self.after_conv(out)
 
     @torch.no_grad()
     def fused_weight_bias(self) -> Tuple[Tensor, Tensor]:
@@ -114,3 +102,27 @@ class ConvBN(nn.Module):
         """Fold ``bn`` into ``conv``; a no-op when already in deploy form."""
         if not self.deploy:
             self.load_fused(*self.fused_weight_bias())
+
+
+def tiled_depthwise_conv(x: Tensor, conv: nn.Conv2d, tiles: int) -> Tensor:
+    """``conv(x)`` for a depthwise ``conv`` over many small maps, as one
+    depthwise convolution over ``tiles`` consecutive maps at a time (see
+    :meth:`ConvBN.forward_tiled`); ``(N, C, H', W')`` like ``conv(x)``.
+
+    Raises:
+        ValueError: ``conv`` is not depthwise over ``x``'s channels, or
+            ``tiles`` does not divide ``N``.
+    """
+    n, channels, height, width = x.shape
+    if (conv.groups != channels or conv.out_channels != channels
+            or n % tiles):
+        raise ValueError(
+            f'forward_tiled needs a depthwise conv over the {channels} '
+            f'input channels and tiles ({tiles}) dividing the {n} maps.')
+    weight = conv.weight.repeat(tiles, 1, 1, 1)
+    bias = None if conv.bias is None else conv.bias.repeat(tiles)
+    out = F.conv2d(
+        x.reshape(n // tiles, channels * tiles, height, width), weight,
+        bias, conv.stride, conv.padding, conv.dilation,
+        groups=channels * tiles)
+    return out.view(n, channels, *out.shape[-2:])
