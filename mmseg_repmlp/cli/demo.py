@@ -26,7 +26,7 @@ from . import image_demo, plot_run
 from . import test as test_entry
 from . import train as train_entry
 
-DEMO_CONFIG = 'demo/upernet_repmlpnet-tiny_1xb2-1100_synthetic-cityscapes-128x256.py'
+DEMO_CONFIG = 'demo/upernet_repmlpnet-tiny_1xb2-1600_synthetic-cityscapes-128x256.py'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

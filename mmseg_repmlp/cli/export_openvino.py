@@ -2,7 +2,8 @@
 
     python tools/export_openvino.py CONFIG CHECKPOINT OUT_DIR \
         [--precision fp32|bf16|int8] [--calib-images N] [--check-images N] \
-        [--max-label-disagreement F] [--layer-report] [--native-resolution] \
+        [--max-label-disagreement F] [--layer-report] \
+        [--accuracy-control [--max-float-layers N]] [--native-resolution] \
         [--image IMG] [--threads N] [--force]
 
 The segmentor is exported to ONNX as ``tools/export_onnx.py`` does (dynamic
@@ -68,6 +69,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='INT8: print the error of each unit and stage against fp32 on '
         'the held-out images')
     parser.add_argument(
+        '--accuracy-control', action='store_true',
+        help='INT8: return the quantized layers that change the labels most '
+        'to float, one by one, until the calibration images disagree with '
+        'fp32 on at most half of --max-label-disagreement (NNCF accuracy '
+        'control; slower)')
+    parser.add_argument(
+        '--max-float-layers', type=int,
+        help='--accuracy-control: return at most this many layers to float '
+        '(default: as many as it takes)')
+    parser.add_argument(
         '--native-resolution', action='store_true',
         help="leave the config's test-time resize out of the graph")
     parser.add_argument(
@@ -111,9 +122,14 @@ def main(argv: Optional[List[str]] = None) -> None:
                  f'got {args.max_label_disagreement}.')
     if args.calib_images < 1 or args.check_images < 1:
         sys.exit('error: --calib-images and --check-images must be >= 1.')
-    if args.layer_report and args.precision != 'int8':
-        sys.exit('error: --layer-report reports INT8 errors; pass '
-                 '--precision int8.')
+    for flag in ('layer_report', 'accuracy_control'):
+        if getattr(args, flag) and args.precision != 'int8':
+            sys.exit(f'error: --{flag.replace("_", "-")} is for INT8; pass '
+                     '--precision int8.')
+    if args.max_float_layers is not None and (
+            not args.accuracy_control or args.max_float_layers < 0):
+        sys.exit('error: --max-float-layers (>= 0) goes with '
+                 '--accuracy-control.')
     try:
         model = init_model(args.config, args.checkpoint, device='cpu',
                            cfg_options=args.cfg_options)
@@ -134,6 +150,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             native_resolution=args.native_resolution,
             toolkit=toolkit_labels(model),
             threads=args.threads,
-            report_layers=args.layer_report)
+            report_layers=args.layer_report,
+            accuracy_control=args.accuracy_control,
+            max_float_layers=args.max_float_layers)
     except (OSError, ValueError, RuntimeError, ImportError) as err:
         sys.exit(f'error: {err}')

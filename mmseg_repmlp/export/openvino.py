@@ -30,12 +30,21 @@ from .ir import (
     set_metadata,
 )
 from .onnx import export_segmentor, read_metadata
-from .quantize import format_layer_report, layer_report, quantize_int8
+from .quantize import (
+    format_layer_report,
+    layer_report,
+    quantize_int8,
+    quantize_int8_to_agreement,
+)
 from .runtime import ort_session, run_onnx
 
 #: Most pixels (fraction) a bf16 or INT8 IR may label otherwise than the
 #: fp32 IR on the held-out images.
 DEFAULT_MAX_LABEL_DISAGREEMENT = 0.01
+#: With accuracy control, the layers returned to float are chosen until the
+#: calibration images disagree on at most this share of the allowed
+#: fraction: the held-out check that follows is on other images.
+ACCURACY_CONTROL_MARGIN = 0.5
 
 
 def compare_with_onnx(compiled, session, images: Sequence[np.ndarray],
@@ -83,6 +92,8 @@ def export_openvino(model: nn.Module,
                     toolkit: Optional[ToolkitLabels] = None,
                     threads: Optional[int] = None,
                     report_layers: bool = False,
+                    accuracy_control: bool = False,
+                    max_float_layers: Optional[int] = None,
                     log: Callable[[str], None] = print) -> Dict[str, object]:
     """Export, check and atomically write an IR folder ``out_dir``.
 
@@ -107,6 +118,12 @@ def export_openvino(model: nn.Module,
         threads (int, optional): Inference threads of the checks.
         report_layers (bool): For INT8, log :func:`~.quantize.layer_report`
             on the held-out images.
+        accuracy_control (bool): For INT8, return the quantized layers that
+            change the labels most to float until the calibration images
+            disagree with fp32 on at most ``ACCURACY_CONTROL_MARGIN *
+            max_label_disagreement`` of their pixels
+            (:func:`~.quantize.quantize_int8_to_agreement`); at most
+            ``max_float_layers`` of them.
 
     Returns:
         dict: ``onnx`` (:func:`export_segmentor`'s result), ``fp32``
@@ -168,7 +185,13 @@ def export_openvino(model: nn.Module,
         elif precision == 'int8':
             log(f'INT8: calibrating on {len(calibration)} training images '
                 '(NNCF)...')
-            target = quantize_int8(fp32_model, calibration)
+            if accuracy_control:
+                target = quantize_int8_to_agreement(
+                    fp32_model, calibration,
+                    ACCURACY_CONTROL_MARGIN * max_label_disagreement,
+                    threshold, max_float_layers, threads=threads, log=log)
+            else:
+                target = quantize_int8(fp32_model, calibration)
             set_metadata(target, dict(read_ir_metadata(fp32_model),
                                       precision='int8',
                                       inference_precision='f32'))
@@ -194,7 +217,11 @@ def export_openvino(model: nn.Module,
                     f'{100 * (disagreement - max_label_disagreement):.3f} '
                     'points over --max-label-disagreement '
                     f'({100 * max_label_disagreement:g} %); nothing was '
-                    'written.')
+                    'written.' + (
+                        ' --accuracy-control returns the layers that '
+                        'change the labels most to float.'
+                        if precision == 'int8' and not accuracy_control
+                        else ''))
         result['path'] = save_ir(target, out_dir, force)
     log(f'OpenVINO IR ({precision}) written to {out_dir}')
     return result

@@ -12,16 +12,16 @@ The recipe (measured on RepMLPNet-B256 at 512x1024, see
   adds and the Global Perceptron's gate;
 * SmoothQuant on convolutions only, no bias correction;
 * in float: the window FCs of stages 1 to 3, the Local Perceptron's
-  depthwise convolutions and the downsampling convolutions
-  (:func:`int8_ignored_names`).
+  depthwise convolutions, the downsampling convolutions and the Global
+  Perceptron (:func:`int8_ignored_names`).
 """
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..utils.compare import reference_scale
-from .ir import compile_ir, require_openvino
+from ..utils.compare import logits_to_labels, reference_scale
+from .ir import compile_ir, require_openvino, run_ir
 
 #: SmoothQuant alpha of convolutions (matmuls: off).
 SMOOTH_QUANT_CONV_ALPHA = 0.15
@@ -38,6 +38,12 @@ _WINDOW_FC = re.compile(
 _LOCAL_CONV = re.compile(
     r'.*/backbone/stages\.\d+\.\d+/repmlp_block/Conv(_\d+)?(/.*)?$')
 _DOWNSAMPLE = re.compile(r'.*/backbone/embeds\.\d+/.*')
+# The Global Perceptron's two 1x1 convolutions on the pooled (N, C, 1, 1)
+# vector: no time to gain, and quantized (SmoothQuant scale after the ReLU,
+# INT8 fc2) they crashed OpenVINO 2026.4's CPU plugin (segmentation fault)
+# for some weights of the demo model.
+_GLOBAL_PERCEPTRON = re.compile(
+    r'.*/backbone/stages\.\d+\.\d+/repmlp_block/gp/.*')
 # ExportableAdaptiveAvgPool2d: pooling written as matrix products.
 _POOLING = re.compile(r'.*/psp_modules[^ ]*/MatMul(_\d+)?(/.*)?$')
 _COMPUTE = ('Convolution', 'GroupConvolution', 'MatMul')
@@ -61,8 +67,9 @@ def int8_ignored_names(model,
     """Names of the operations of ``model`` (an ``openvino.Model`` of an
     exported RepMLPNet) kept in float: the window FCs of
     ``float_window_fc_stages``, the Local Perceptron's depthwise
-    convolutions, the downsampling convolutions, and the pooling matrices
-    of the exported pyramid pooling."""
+    convolutions, the downsampling convolutions, the Global Perceptron's
+    convolutions, and the pooling matrices of the exported pyramid
+    pooling."""
     names = []
     for op in model.get_ops():
         if op.get_type_name() not in _COMPUTE:
@@ -71,9 +78,32 @@ def int8_ignored_names(model,
         fc = _WINDOW_FC.match(name)
         if ((fc and int(fc.group(1)) in float_window_fc_stages)
                 or _LOCAL_CONV.match(name) or _DOWNSAMPLE.match(name)
-                or _POOLING.match(name)):
+                or _GLOBAL_PERCEPTRON.match(name) or _POOLING.match(name)):
             names.append(name)
     return names
+
+
+def _recipe(model, ignored_names: Optional[Sequence[str]],
+            smooth_quant_conv_alpha: float, model_type: str,
+            bias_correction: bool) -> Dict[str, object]:
+    """The keyword arguments of ``nncf.quantize`` (and of its
+    accuracy-controlled form) that make up the recipe."""
+    nncf = require_nncf()
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
+    if ignored_names is None:
+        ignored_names = int8_ignored_names(model)
+    return dict(
+        model_type=(nncf.ModelType.TRANSFORMER if model_type == 'transformer'
+                    else None),
+        ignored_scope=nncf.IgnoredScope(names=list(ignored_names),
+                                        validate=False),
+        advanced_quantization_parameters=AdvancedQuantizationParameters(
+            disable_bias_correction=not bias_correction,
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(
+                convolution=smooth_quant_conv_alpha, matmul=-1)))
 
 
 def quantize_int8(model,
@@ -100,27 +130,105 @@ def quantize_int8(model,
         inputs).
     """
     nncf = require_nncf()
-    from nncf.quantization.advanced_parameters import (
-        AdvancedQuantizationParameters,
-        AdvancedSmoothQuantParameters,
-    )
     if not calibration:
         raise ValueError('INT8 calibration needs at least one image.')
-    if ignored_names is None:
-        ignored_names = int8_ignored_names(model)
-    advanced = AdvancedQuantizationParameters(
-        disable_bias_correction=not bias_correction,
-        smooth_quant_alphas=AdvancedSmoothQuantParameters(
-            convolution=smooth_quant_conv_alpha, matmul=-1))
+    recipe = _recipe(model, ignored_names, smooth_quant_conv_alpha,
+                     model_type, bias_correction)
+    advanced = recipe.pop('advanced_quantization_parameters')
     return nncf.quantize(
         model.clone(),
         nncf.Dataset(list(calibration)),
         subset_size=len(calibration),
-        model_type=(nncf.ModelType.TRANSFORMER if model_type == 'transformer'
-                    else None),
-        ignored_scope=nncf.IgnoredScope(names=list(ignored_names),
-                                        validate=False),
-        advanced_parameters=advanced)
+        advanced_parameters=advanced,
+        **recipe)
+
+
+def label_agreement_metric(threshold: Optional[float] = None):
+    """The validation function of :func:`quantize_int8_to_agreement`:
+    called with a compiled model and ``(image, reference labels)`` pairs, it
+    returns the fraction of all pixels labelled as the reference labels, and
+    that fraction per image (NNCF ranks the quantized layers by the images
+    they hurt most)."""
+
+    def validate(compiled, items) -> Tuple[float, List[float]]:
+        request = compiled.create_infer_request()
+        equal, total, per_image = 0, 0, []
+        for image, reference in items:
+            labels = logits_to_labels(run_ir(compiled, image, request),
+                                      threshold)
+            same = int((labels == reference).sum())
+            equal, total = equal + same, total + reference.size
+            per_image.append(same / reference.size)
+        return equal / max(total, 1), per_image
+
+    return validate
+
+
+def quantize_int8_to_agreement(
+        model,
+        calibration: Sequence[np.ndarray],
+        max_disagreement: float,
+        threshold: Optional[float] = None,
+        max_float_layers: Optional[int] = None,
+        ignored_names: Optional[Sequence[str]] = None,
+        threads: Optional[int] = None,
+        log: Callable[[str], None] = print):
+    """INT8 with the recipe above, then the quantized layers that change the
+    labels most returned to float, one at a time, until the INT8 model
+    labels at most ``max_disagreement`` of the pixels of ``calibration``
+    otherwise than ``model`` (NNCF's accuracy control: each layer's effect
+    on the labels is measured, not guessed).
+
+    The fp32 labels are those of ``model`` compiled in f32. Check the
+    result on other images: the layers are chosen on these ones.
+
+    Args:
+        model (openvino.Model): The fp32 model (left unchanged).
+        calibration (Sequence[np.ndarray]): Calibration batches, also the
+            images the agreement is measured on.
+        max_disagreement (float): Fraction of pixels allowed to change.
+        threshold (float, optional): The decode head's ``threshold``.
+        max_float_layers (int, optional): At most this many layers are
+            returned to float; default: as many as it takes.
+        ignored_names (Sequence[str], optional): As for
+            :func:`quantize_int8`.
+        threads (int, optional): Threads of the reference run.
+
+    Returns:
+        openvino.Model: The INT8 model.
+    """
+    nncf = require_nncf()
+    from nncf.quantization.advanced_parameters import (
+        AdvancedAccuracyRestorerParameters,
+    )
+    if not calibration:
+        raise ValueError('INT8 calibration needs at least one image.')
+    if not 0 <= max_disagreement < 1:
+        raise ValueError('max_disagreement is a fraction in [0, 1); got '
+                         f'{max_disagreement}.')
+    reference = compile_ir(model, threads, inference_precision='f32')
+    request = reference.create_infer_request()
+    items = [(image, logits_to_labels(run_ir(reference, image, request),
+                                      threshold))
+             for image in calibration]
+    restorer = AdvancedAccuracyRestorerParameters()
+    if max_float_layers is not None:
+        restorer.max_num_iterations = max_float_layers
+    log(f'INT8: returning layers to float until at most '
+        f'{100 * max_disagreement:g} % of the pixels of the '
+        f'{len(items)} calibration images change label (NNCF accuracy '
+        'control)...')
+    return nncf.quantize_with_accuracy_control(
+        model.clone(),
+        nncf.Dataset(list(calibration)),
+        nncf.Dataset(items, lambda item: item[0]),
+        label_agreement_metric(threshold),
+        max_drop=max_disagreement,
+        drop_type=nncf.DropType.ABSOLUTE,
+        subset_size=len(calibration),
+        advanced_accuracy_restorer_parameters=restorer,
+        **_recipe(model, ignored_names, SMOOTH_QUANT_CONV_ALPHA,
+                  'transformer', False))
 
 
 def unit_probes(model) -> Dict[str, str]:
