@@ -31,10 +31,12 @@ from .ir import (
 )
 from .onnx import export_segmentor, read_metadata
 from .quantize import (
+    count_agreement,
     format_layer_report,
     layer_report,
     quantize_int8,
     quantize_int8_to_agreement,
+    reference_labels,
 )
 from .runtime import ort_session, run_onnx
 
@@ -68,13 +70,9 @@ def label_disagreement(compiled, reference, images: Sequence[np.ndarray],
                        threshold: Optional[float] = None) -> float:
     """Fraction of all pixels of ``images`` that ``compiled`` labels
     otherwise than ``reference`` (both compiled IRs)."""
-    differ = total = 0
-    for image in images:
-        labels = logits_to_labels(run_ir(compiled, image), threshold)
-        ref = logits_to_labels(run_ir(reference, image), threshold)
-        differ += int((labels != ref).sum())
-        total += ref.size
-    return differ / max(total, 1)
+    equal, total, _ = count_agreement(
+        compiled, reference_labels(reference, images, threshold), threshold)
+    return (total - equal) / max(total, 1)
 
 
 def export_openvino(model: nn.Module,

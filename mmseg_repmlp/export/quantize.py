@@ -143,6 +143,32 @@ def quantize_int8(model,
         **recipe)
 
 
+def reference_labels(compiled, images: Sequence[np.ndarray],
+                     threshold: Optional[float] = None
+                     ) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """``(image, labels)`` pairs: the labels ``compiled`` gives each image
+    (the decode head's ``threshold`` for a binary head), computed once."""
+    request = compiled.create_infer_request()
+    return [(image, logits_to_labels(run_ir(compiled, image, request),
+                                     threshold))
+            for image in images]
+
+
+def count_agreement(compiled, items, threshold: Optional[float] = None
+                    ) -> Tuple[int, int, List[float]]:
+    """Pixels ``compiled`` labels as the reference labels of ``items``
+    (``(image, labels)`` pairs), all pixels, and the agreeing fraction per
+    image."""
+    request = compiled.create_infer_request()
+    equal, total, per_image = 0, 0, []
+    for image, reference in items:
+        labels = logits_to_labels(run_ir(compiled, image, request), threshold)
+        same = int((labels == reference).sum())
+        equal, total = equal + same, total + reference.size
+        per_image.append(same / reference.size)
+    return equal, total, per_image
+
+
 def label_agreement_metric(threshold: Optional[float] = None):
     """The validation function of :func:`quantize_int8_to_agreement`:
     called with a compiled model and ``(image, reference labels)`` pairs, it
@@ -151,14 +177,7 @@ def label_agreement_metric(threshold: Optional[float] = None):
     they hurt most)."""
 
     def validate(compiled, items) -> Tuple[float, List[float]]:
-        request = compiled.create_infer_request()
-        equal, total, per_image = 0, 0, []
-        for image, reference in items:
-            labels = logits_to_labels(run_ir(compiled, image, request),
-                                      threshold)
-            same = int((labels == reference).sum())
-            equal, total = equal + same, total + reference.size
-            per_image.append(same / reference.size)
+        equal, total, per_image = count_agreement(compiled, items, threshold)
         return equal / max(total, 1), per_image
 
     return validate
@@ -207,10 +226,7 @@ def quantize_int8_to_agreement(
         raise ValueError('max_disagreement is a fraction in [0, 1); got '
                          f'{max_disagreement}.')
     reference = compile_ir(model, threads, inference_precision='f32')
-    request = reference.create_infer_request()
-    items = [(image, logits_to_labels(run_ir(reference, image, request),
-                                      threshold))
-             for image in calibration]
+    items = reference_labels(reference, calibration, threshold)
     restorer = AdvancedAccuracyRestorerParameters()
     if max_float_layers is not None:
         restorer.max_num_iterations = max_float_layers
