@@ -21,6 +21,7 @@ from mmseg_repmlp.benchmark import (
     resolve_settings,
     run_benchmark,
 )
+from mmseg_repmlp.benchmark.ablation import VARIANTS, _variants_for
 from mmseg_repmlp.benchmark.complexity import count_macs
 from mmseg_repmlp.benchmark.engines import openvino_version
 from mmseg_repmlp.models.layers import RepMLPBlock
@@ -531,3 +532,16 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
         assert 'OpenVINO is not installed' in text
     with pytest.raises(ValueError, match='Unknown engines'):
         resolve_settings(dict(device='cpu', engines=('tensorrt', )))
+
+
+def test_ablation_variants_end_with_the_fused_block_alone_taken_out():
+    bf16 = _variants_for('bf16')
+    assert [name for name, _ in bf16] == [name for name, *_ in VARIANTS]
+    fp32 = dict(_variants_for('fp32'))
+    assert '+ weights held cast' not in fp32  # a no-op in fp32
+    for variants in (dict(bf16), fp32):
+        flags = list(variants.values())
+        assert len(set(flags)) == len(flags)
+        # The last row differs from the one before only by the fused block.
+        (*_, before), last = flags[:-1], flags[-1]
+        assert last == (False, *before[1:]) and before[0]

@@ -10,7 +10,11 @@ optimization switched on than the variant before it:
    residual as one pass);
 3. ``+ channels_last``: the input (so every convolution) in NHWC;
 4. ``+ weights held cast`` (bf16 only): ``CastWeights`` of
-   :mod:`mmseg_repmlp.apis.fast_inference`.
+   :mod:`mmseg_repmlp.apis.fast_inference`;
+5. ``all but the fused block``: everything above with the plain unit
+   forward, so that its ``vs previous`` is the fused block's own effect
+   with every other optimization on (alone, in row 2, it can differ: on a
+   CPU with AMX it is slower alone and faster with channels_last).
 
 The variants run round-robin, one call each per round, so that a change in
 the machine's load hits all of them alike; each variant's outputs are
@@ -42,6 +46,7 @@ VARIANTS = (
     ('+ fused block', True, False, False),
     ('+ channels_last', True, True, False),
     ('+ weights held cast', True, True, True),
+    ('all but the fused block', False, True, True),
 )
 
 
@@ -80,11 +85,23 @@ def run_ablation(settings: BenchmarkSettings,
                                  image_metas(settings.batch, shape))
             for dtype in dtypes:
                 variants = [(name, _variant(model, forward, dtype, *flags))
-                            for name, *flags in VARIANTS
-                            if dtype != 'fp32' or not flags[2]]
+                            for name, flags in _variants_for(dtype)]
                 rows += _interleave(variants, x, settings, dict(
                     scope=scope, shape=list(shape), dtype=dtype))
     return rows
+
+
+def _variants_for(dtype: str):
+    """``(name, flags)`` of :data:`VARIANTS` for ``dtype``: in fp32 the
+    weights are already in the compute dtype, so holding them cast is off,
+    and a variant that then repeats the one before it is dropped."""
+    kept, last = [], None
+    for name, fused, channels_last, cast in VARIANTS:
+        flags = (fused, channels_last, cast and dtype != 'fp32')
+        if flags != last:
+            kept.append((name, flags))
+        last = flags
+    return kept
 
 
 def _interleave(variants, x, settings: BenchmarkSettings,
