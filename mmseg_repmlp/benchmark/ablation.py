@@ -13,8 +13,8 @@ optimization switched on than the variant before it:
    :mod:`mmseg_repmlp.apis.fast_inference`;
 5. ``all but the fused block``: everything above with the plain unit
    forward, so that its ``vs previous`` is the fused block's own effect
-   with every other optimization on (alone, in row 2, it can differ: on a
-   CPU with AMX it is slower alone and faster with channels_last).
+   with every other optimization on, which can differ from its effect
+   alone in row 2 (docs/cpu_inference.md).
 
 The variants run round-robin, one call each per round, so that a change in
 the machine's load hits all of them alike; each variant's outputs are
