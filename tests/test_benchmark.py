@@ -497,8 +497,9 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
         'fake-int8', 'fake', 'int8', prepare_int8))
     with pytest.raises(ValueError, match='exists'):
         register_engine(ENGINES['fake-int8'])
-    engines = ['torch-fp32', 'torch-bf16', 'onnxruntime-fp32',
-               'openvino-fp32', 'openvino-bf16', 'openvino-int8']
+    engines = ['torch-fp32', 'torch-bf16', 'torch-compiled-bf16',
+               'onnxruntime-fp32', 'openvino-fp32', 'openvino-bf16',
+               'openvino-int8']
     settings = resolve_settings(dict(
         device='cpu', shapes=[(64, 128)], arch=TINY_ARCH, head_channels=32,
         warmup=1, repeats=2, candidates=('repmlp-deploy', ),

@@ -8,6 +8,10 @@ timing:
   :func:`~mmseg_repmlp.apis.accelerate` runs it for users on the CPU
   (``channels_last=True``; bf16 autocast with the weights held cast), no
   compiler;
+* ``torch-compiled-fp32``, ``torch-compiled-bf16``: the same with
+  ``compile=True`` (``tools/test.py --compile``): ``torch.compile`` with
+  inductor's freezing on the CPU; the first call compiles (tens of
+  seconds, untimed: it is the warm-up);
 * ``onnxruntime-fp32``: the workload exported to ONNX (the TorchScript
   exporter, opset :data:`~mmseg_repmlp.export.onnx.DEFAULT_OPSET`, fixed
   size, the same modules :mod:`mmseg_repmlp.export` swaps for export) in an
@@ -107,9 +111,9 @@ def get_engine(name: str) -> Engine:
 # ----------------------------------------------------------------- PyTorch
 
 
-def _prepare_torch(dtype: str, model: nn.Module, scope: str, x: Tensor,
-                   threads: int, workdir: str) -> Prepared:
-    options = FastOptions(dtype=dtype, channels_last=True)
+def _prepare_torch(dtype: str, compile: bool, model: nn.Module, scope: str,
+                   x: Tensor, threads: int, workdir: str) -> Prepared:
+    options = FastOptions(dtype=dtype, channels_last=True, compile=compile)
     forward = options.wrap(
         forward_fn(model, scope, image_metas(x.shape[0], tuple(x.shape[-2:]))),
         module=model)
@@ -291,9 +295,16 @@ def _openvino_bf16_missing() -> Optional[str]:
 
 for _engine in (
         Engine('torch-fp32', 'torch', 'fp32',
-               functools.partial(_prepare_torch, 'fp32'), exported=False),
+               functools.partial(_prepare_torch, 'fp32', False),
+               exported=False),
         Engine('torch-bf16', 'torch', 'bf16',
-               functools.partial(_prepare_torch, 'bf16'), _native_bf16,
+               functools.partial(_prepare_torch, 'bf16', False), _native_bf16,
+               exported=False),
+        Engine('torch-compiled-fp32', 'torch', 'fp32',
+               functools.partial(_prepare_torch, 'fp32', True),
+               exported=False),
+        Engine('torch-compiled-bf16', 'torch', 'bf16',
+               functools.partial(_prepare_torch, 'bf16', True), _native_bf16,
                exported=False),
         Engine('onnxruntime-fp32', 'onnxruntime', 'fp32',
                _prepare_onnxruntime, _onnxruntime_missing),

@@ -404,3 +404,27 @@ def test_channels_last_inference_matches_eager(segmentor):
     scale = ref.abs().max()
     assert_close(out / scale, ref / scale, rtol=0, atol=1e-5)
     assert seen == [True]
+
+
+def test_cpu_compile_freezes_the_weights_until_new_ones_are_loaded(
+        segmentor):
+    """On the CPU, compile=True compiles with inductor's freezing: the
+    weights are constants of the compiled code (an in-place edit is not
+    seen), and the segmentor's load_state_dict makes it compile again for
+    the loaded weights."""
+    # Dynamo runs a function eagerly once it has compiled it for 8
+    # models; the tests before this one compiled the same functions.
+    torch._dynamo.reset()
+    model = accelerate(_fresh(segmentor), compile=True)
+    x = torch.randn(1, 3, 64, 128)
+    ref = _reference(model, x)
+    state = copy.deepcopy(model.state_dict())
+    for key in ('decode_head.conv_seg.weight', 'decode_head.conv_seg.bias'):
+        state[key].neg_()
+    with torch.no_grad():
+        model.decode_head.conv_seg.weight.neg_()
+    assert torch.equal(_reference(model, x), ref)  # frozen
+    model.load_state_dict(state)
+    scale = ref.abs().max()
+    assert_close(_reference(model, x) / scale, -ref / scale, rtol=1e-5,
+                 atol=1e-5)
