@@ -390,6 +390,10 @@ def _onnx_threads() -> int:
 def _measure(candidate: Candidate, plan: Plan, settings: BenchmarkSettings,
              record: Dict[str, Any], workdir: Optional[str] = None) -> None:
     """Time one plan and fill ``record`` in place."""
+    # Dynamo keeps at most 8 graphs per function and runs it eagerly past
+    # that; the compiled workloads of one run share functions (the fast
+    # path's wrappers), so each starts from no compiled code.
+    torch._dynamo.reset()
     device = settings.torch_device
     x = make_input(plan.batch, plan.shape, settings)
     if plan.path in ENGINES:
