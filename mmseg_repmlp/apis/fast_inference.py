@@ -395,14 +395,13 @@ class FastOptions:
         if self.channels_last:
             fn = channels_last_fn(fn)
         if self.compile:
-            mode = self.compile if isinstance(self.compile, str) else None
+            mode = ('reduce-overhead' if self.cuda_graph else
+                    self.compile if isinstance(self.compile, str) else None)
             # One static graph per input shape (dynamic=False): dynamo's
             # automatic dynamic shapes, on the second shape it sees, did
             # not finish compiling the demo segmentor in 270 s on 2 cores,
             # where a static shape takes about 20 s.
-            if self.cuda_graph:
-                return torch.compile(fn, mode='reduce-overhead',
-                                     dynamic=False)
+            compiled = torch.compile(fn, mode=mode, dynamic=False)
             if mode is None and _on_cpu(module):
                 # Inductor's freezing: weights become constants, BN and
                 # casts fold, and convolutions/linears run as oneDNN
@@ -410,8 +409,8 @@ class FastOptions:
                 # (GELU, adds) on prepacked weights. It applies to calls
                 # under no_grad (inference) and is what closes most of
                 # the bf16 gap to OpenVINO (docs/cpu_inference.md).
-                return _frozen(torch.compile(fn, dynamic=False))
-            return torch.compile(fn, mode=mode, dynamic=False)
+                return _frozen(compiled)
+            return compiled
         if self.cuda_graph:
             return CUDAGraphCache(fn)
         return fn
