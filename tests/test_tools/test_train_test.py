@@ -116,6 +116,28 @@ def test_test_tool_gives_the_same_miou_and_labels_for_both_structures(
         assert same.mean() >= 0.95
 
 
+def test_test_tool_tta_tests_either_structure(spread, tiny_cityscapes,
+                                              tmp_path):
+    """``--tta`` (the demo's second test): MMSegmentation's multi-scale +
+    flip testing around the deploy segmentor the checkpoint records gives
+    the training structure's labels, and not the single-scale ones."""
+    train_ckpt, deploy_ckpt = spread
+    results = _test_tool_runs((('train', train_ckpt, ['--tta']),
+                               ('deploy', deploy_ckpt, ['--tta']),
+                               ('single', deploy_ckpt, [])),
+                              tiny_cityscapes, tmp_path)
+    assert abs(results['train'][0] - results['deploy'][0]) <= 0.01
+    maps = {kind: [np.asarray(Image.open(p)) for p in result[1]]
+            for kind, result in results.items()}
+    assert len(maps['deploy']) == len(maps['single']) == 2
+    for train, deploy, single in zip(maps['train'], maps['deploy'],
+                                     maps['single'], strict=True):
+        assert deploy.shape == single.shape
+        assert (train == deploy).mean() >= 0.9995
+        # Twelve averaged predictions move some labels of this model.
+        assert (deploy != single).mean() >= 0.01
+
+
 @pytest.mark.slow  # inductor compiles the segmentor: minutes on 2 cores
 def test_test_tool_compile_gives_the_eager_segmentation(spread,
                                                         tiny_cityscapes,

@@ -1,6 +1,7 @@
 """What a user looks at: painted test images, TensorBoard, the demo's
 pictures and output without warnings a user cannot act on."""
 import os
+import re
 import subprocess
 import warnings
 
@@ -133,6 +134,10 @@ def test_demo_draws_its_pictures_and_resumes(tmp_path):
         summary = output.split('\nDemo finished.\n')[1].rstrip('\n')
         assert all(line.startswith('  ') for line in summary.splitlines()), \
             summary
+        # Both tests of the deploy checkpoint: whole images, and --tta.
+        assert re.search(r'val mIoU \(deploy model.*: [0-9.]+\n', summary)
+        assert re.search(r'val mIoU, multi-scale \+ flip \(--tta\): '
+                         r'[0-9.]+\n', summary), summary
         for name in PICTURES.values():
             assert (work / name).stat().st_size > 5000, name
         assert list((work / 'train').glob(
