@@ -499,7 +499,7 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
         register_engine(ENGINES['fake-int8'])
     engines = ['torch-fp32', 'torch-bf16', 'torch-compiled-bf16',
                'onnxruntime-fp32', 'openvino-fp32', 'openvino-bf16',
-               'openvino-int8']
+               'openvino-int8', 'onnxruntime-int8']
     settings = resolve_settings(dict(
         device='cpu', shapes=[(64, 128)], arch=TINY_ARCH, head_channels=32,
         warmup=1, repeats=2, candidates=('repmlp-deploy', ),
@@ -525,7 +525,8 @@ def test_engines_are_timed_side_by_side(tmp_path, monkeypatch):
         assert rec['dtype'] == engine.precision
         # INT8 (NNCF, calibrated on the timed input): close, not equal.
         tol = {'bf16': 3e-2, 'int8': 0.25}.get(engine.precision, 1e-4)
-        assert rec['fast_vs_eager_max_rel_diff'] < tol, rec['path']
+        assert rec['fast_vs_eager_max_rel_diff'] < tol, (
+            rec['path'], rec['scope'], rec['fast_vs_eager_max_rel_diff'])
     assert len(calls) == 2  # one per scope; the file exported once
     text = format_markdown(result)
     assert '### Engines side by side' in text

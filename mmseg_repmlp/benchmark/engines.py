@@ -20,7 +20,12 @@ timing:
   file (``Core().read_model``) compiled for the CPU with
   ``INFERENCE_PRECISION_HINT`` ``f32``/``bf16`` (set explicitly: OpenVINO
   picks bf16 for an fp32 model on CPUs with bf16 instructions),
-  ``PERFORMANCE_HINT=LATENCY`` and as many threads as PyTorch.
+  ``PERFORMANCE_HINT=LATENCY`` and as many threads as PyTorch;
+* ``openvino-int8``, ``onnxruntime-int8``: INT8 by each engine's own
+  post-training quantization (NNCF with the export's recipe; ONNX Runtime's
+  ``quantize_static``) of the export with the RepMLP window FCs in two
+  parts, calibrated on the timed input: latency figures (accuracy comes
+  from ``tools/export_openvino.py`` and ``tools/test_exported.py``).
 
 OpenVINO is optional: without it, its engines are skipped with a message
 saying how to install it. Another precision (an int8 model from a
@@ -189,6 +194,41 @@ def _prepare_onnxruntime(model: nn.Module, scope: str, x: Tensor,
     return Prepared(lambda: session.run(None, feed))
 
 
+def _prepare_onnxruntime_int8(model: nn.Module, scope: str, x: Tensor,
+                              threads: int, workdir: str) -> Prepared:
+    """ONNX Runtime's static INT8 quantization of the export
+    ``openvino-int8`` quantizes (RepMLP window FCs in two parts): QDQ,
+    per-channel int8 weights, uint8 activations (the VNNI form), MinMax
+    ranges calibrated on the timed input (a latency figure, as for
+    ``openvino-int8``), every operator ONNX Runtime quantizes quantized."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    path = export_workload(model, scope, x,
+                           osp.join(workdir, f'{scope}_unfolded.onnx'),
+                           unfold_local_perceptron=True)
+    inferred = osp.join(workdir, f'{scope}_unfolded_inferred.onnx')
+    int8 = osp.join(workdir, f'{scope}_ort_int8.onnx')
+    quant_pre_process(path, inferred)
+    pixels = x.detach().cpu().contiguous().numpy()
+
+    class _Calibration(CalibrationDataReader):
+
+        def __init__(self) -> None:
+            self.feeds = iter([{'input': pixels}])
+
+        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+            return next(self.feeds, None)
+
+    quantize_static(inferred, int8, _Calibration(),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    session = ort_session(int8, threads)
+    feed = {session.get_inputs()[0].name: pixels}
+    return Prepared(lambda: session.run(None, feed))
+
+
 def _onnxruntime_missing() -> Optional[str]:
     from .settings import onnx_available
     if onnx_available():
@@ -308,6 +348,8 @@ for _engine in (
                exported=False),
         Engine('onnxruntime-fp32', 'onnxruntime', 'fp32',
                _prepare_onnxruntime, _onnxruntime_missing),
+        Engine('onnxruntime-int8', 'onnxruntime', 'int8',
+               _prepare_onnxruntime_int8, _onnxruntime_missing),
         Engine('openvino-fp32', 'openvino', 'fp32',
                functools.partial(_prepare_openvino, 'fp32'),
                _openvino_missing),
