@@ -201,8 +201,12 @@ def _prepare_onnxruntime_int8(model: nn.Module, scope: str, x: Tensor,
     per-channel int8 weights, uint8 activations (the VNNI form), MinMax
     ranges calibrated on the timed input (a latency figure, as for
     ``openvino-int8``), every operator ONNX Runtime quantizes quantized."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
-                                          QuantType, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
     path = export_workload(model, scope, x,
                            osp.join(workdir, f'{scope}_unfolded.onnx'),
