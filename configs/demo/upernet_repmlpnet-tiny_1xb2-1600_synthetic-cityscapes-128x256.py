@@ -82,12 +82,13 @@ test_pipeline = [
 # the thin classes (pole 27 IoU, traffic sign 27) where 300 steps of 4 did
 # not (pole 9, traffic sign 2). 2 is the least: with 1 crop, the
 # 1x1 pooling of the decode head's PPM gives its BatchNorm one value.
-# `tools/test.py --tta` (the demo's second test) runs MMSegmentation's
-# Cityscapes tta_pipeline from the dataset base: the image at 0.5 to 1.75
-# times its size, each also flipped, the 12 predictions averaged
-# (SegTTAModel). On the demo's deploy model it gave 74.3 val mIoU against
-# 70.6 on whole images, traffic sign 32.1 against 25.6, person 33.9 against
-# 24.6, at about 17 times the test's compute (docs/demo_recipe.md).
+# `tools/test.py --tta` (and `tools/analysis/plot_run.py --tta`, which the
+# demo runs) use MMSegmentation's Cityscapes tta_pipeline from the dataset
+# base: the image at 0.5 to 1.75 times its size, each also flipped, the 12
+# predictions averaged (SegTTAModel). On the demo's deploy model it gave
+# 74.3 val mIoU against 70.6 on whole images, traffic sign 32.1 against
+# 25.6, person 33.9 against 24.6, at about 17 times the test's compute
+# (docs/demo_recipe.md).
 train_dataloader = dict(
     batch_size=2,
     num_workers=1,

@@ -7,14 +7,13 @@ Runs on 2 CPU cores in about 6 minutes with no downloads:
    (``tools/dataset_converters/cityscapes.py``);
 2. a small RepMLPNet-UPerNet is trained with the regular training entry
    (validation, checkpoints, deploy twins written and verified by the hook);
-3. the best deploy checkpoint is tested with the regular test entry, on
-   whole images and with MMSegmentation's multi-scale + flip testing
-   (``--tta``);
+3. the best deploy checkpoint is tested with the regular test entry;
 4. one validation image is segmented with the deploy model and written as a
    colour overlay;
-5. the run is drawn by ``tools/analysis/plot_run.py``: val images with
-   their ground truth and prediction, the training curves and the IoU of
-   every ground-truth class, as PNGs in the work dir.
+5. the run is drawn by ``tools/analysis/plot_run.py --tta``: val images
+   with their ground truth and prediction, the training curves and the IoU
+   of every ground-truth class on whole images and with MMSegmentation's
+   multi-scale + flip testing, as PNGs in the work dir.
 """
 import argparse
 import glob
@@ -117,18 +116,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     deploy_ckpt = plot_run.find_checkpoint(train_dir)  # the best deploy one
     print(f'[3/5] Testing the deploy checkpoint {deploy_ckpt}')
-    test_options = [
+    metrics = test_entry.main([
+        config, deploy_ckpt, '--work-dir', osp.join(work_dir, 'test'),
         '--cfg-options', *data_root_options(data_root),
         # About five progress lines, whatever the number of val images.
         f'default_hooks.logger.interval={max(args.num_val // 5, 1)}'
-    ]
-    metrics = test_entry.main([config, deploy_ckpt, '--work-dir',
-                               osp.join(work_dir, 'test'), *test_options])
-    print('  and with multi-scale + flip testing (--tta: the config\'s '
-          'tta_pipeline)')
-    tta_metrics = test_entry.main([config, deploy_ckpt, '--tta', '--work-dir',
-                                   osp.join(work_dir, 'test_tta'),
-                                   *test_options])
+    ])
 
     image = sorted(
         glob.glob(osp.join(data_root, 'leftImg8bit', 'val', '*', '*.png')))[0]
@@ -142,12 +135,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f'[5/5] Drawing the run into {work_dir}')
     # Like the overlay, the pictures are the demo's own outputs: redrawn.
     pictures = plot_run.main([train_dir, '--checkpoint', deploy_ckpt,
-                              '--out-dir', work_dir, '--force'])
+                              '--out-dir', work_dir, '--tta', '--force'])
 
     print('\nDemo finished.')
     print(f'  val mIoU (deploy model, whole 256x512 images): '
           f'{metrics["mIoU"]:.2f}')
-    print(f'  val mIoU, multi-scale + flip (--tta): {tta_metrics["mIoU"]:.2f}')
+    print(f'  val mIoU, multi-scale + flip (--tta): '
+          f'{pictures["tta_mIoU"]:.2f}')
     print(f'  deploy checkpoint: {deploy_ckpt}')
     print(f'  val images, ground truth, prediction: {pictures["panel"]}')
     print(f'  training curves: {pictures["curves"]}')
@@ -155,6 +149,5 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f'  painted at each validation: '
           f'{osp.join(train_dir, "<timestamp>", "vis_data", "vis_image")}')
     print(f'  overlay: {out_file}')
-    return dict(metrics=metrics, tta_metrics=tta_metrics,
-                deploy_checkpoint=deploy_ckpt,
+    return dict(metrics=metrics, deploy_checkpoint=deploy_ckpt,
                 overlay=out_file, pictures=pictures)

@@ -1,7 +1,7 @@
 """``tools/analysis/plot_run.py``: pictures of a training run.
 
     python tools/analysis/plot_run.py WORK_DIR [--config CONFIG]
-        [--checkpoint CKPT] [--out-dir DIR] [--force]
+        [--checkpoint CKPT] [--out-dir DIR] [--tta] [--force]
 
 Writes three PNGs into ``--out-dir`` (default: ``WORK_DIR``):
 
@@ -13,7 +13,9 @@ Writes three PNGs into ``--out-dir`` (default: ``WORK_DIR``):
   from what MMEngine logged in ``WORK_DIR/<timestamp>/vis_data/scalars.json``
   (one folder per run: a resumed run continues the curves of the run it
   resumed, and replaces what that run logged after the checkpoint);
-- ``per_class_iou.png``: the IoU of every class of the val ground truth.
+- ``per_class_iou.png``: the IoU of every class of the val ground truth;
+  with ``--tta``, beside it the IoU with multi-scale + flip testing (the
+  config's ``tta_model`` and ``tta_pipeline``, as ``tools/test.py --tta``).
 
 The IoU is measured here, by running the checkpoint over the val set with
 MMSegmentation's own IoU maths (``IoUMetric``), so the mIoU is the one
@@ -44,7 +46,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.utils import ProgressBar
 from mmseg.evaluation import IoUMetric
-from mmseg.registry import DATASETS
+from mmseg.registry import DATASETS, MODELS
 from PIL import Image
 
 from ..apis import init_model
@@ -80,6 +82,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--max-images', type=int, default=None,
                         help='measure on the first N val images only '
                         '(default: all)')
+    parser.add_argument('--tta', action='store_true',
+                        help='also measure with multi-scale + flip testing '
+                        '(the config\'s tta_pipeline, as tools/test.py '
+                        '--tta) and draw it beside each class\'s bar')
     parser.add_argument('--force', action='store_true',
                         help='replace existing pictures')
     return parser.parse_args(argv)
@@ -377,31 +383,53 @@ def draw_curves(records: Sequence[dict], resumed: Sequence[int],
     return fig
 
 
+def _false_only(results: ValResults) -> int:
+    """How many classes are predicted but absent from the ground truth
+    (mIoU counts them, at IoU 0)."""
+    return int(np.sum((results.areas[3] == 0).numpy() &
+                      (results.areas[2] > 0).numpy()))
+
+
 def draw_per_class_iou(results: ValResults, classes: Sequence[str],
-                       palette: np.ndarray, title: str) -> Figure:
+                       palette: np.ndarray, title: str,
+                       tta: Optional[ValResults] = None) -> Figure:
     """Bars of the IoU of the ground-truth classes, in the palette's
-    colours."""
+    colours; with ``tta``, its IoU as a hatched bar beside each."""
     fig = _figure(*BARS_SIZE)
     ax = fig.add_subplot()
     ids = results.gt_class_ids()
-    iou = results.iou() * 100
-    bars = ax.bar(range(len(ids)), [iou[c] for c in ids],
-                  color=[np.asarray(palette[c]) / 255 for c in ids],
-                  edgecolor='k')
-    ax.bar_label(bars, fmt='%.1f', fontsize=8)
+    colours = [np.asarray(palette[c]) / 255 for c in ids]
+    series = [('whole images', results, {})]
+    if tta is not None:
+        series.append(('multi-scale + flip (--tta)', tta, dict(hatch='//')))
+    width = 0.8 / len(series)
+    for k, (label, measured, style) in enumerate(series):
+        iou = measured.iou() * 100
+        offset = (k - (len(series) - 1) / 2) * width
+        bars = ax.bar(np.arange(len(ids)) + offset, [iou[c] for c in ids],
+                      width=width, color=colours, edgecolor='k', label=label,
+                      **style)
+        ax.bar_label(bars, fmt='%.1f', fontsize=8 if tta is None else 7)
     ax.set_xticks(range(len(ids)), [classes[c] for c in ids], rotation=30,
                   ha='right', fontsize=8)
-    ax.set_ylim(0, 105)
+    # Room above the bars for the legend's one row.
+    ax.set_ylim(0, 105 if tta is None else 116)
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel('IoU (%)')
     ax.grid(axis='y', alpha=0.3)
+    if tta is not None:
+        ax.legend(handles=[Patch(facecolor='w', edgecolor='k', label=label,
+                                 **style) for label, _, style in series],
+                  fontsize=8, loc='upper right', ncol=2)
     # mIoU also counts classes the model predicts but the ground truth lacks
     # (IoU 0); say how many, so that it can be read against the bars.
-    false_only = int(np.sum((results.areas[3] == 0).numpy() &
-                            (results.areas[2] > 0).numpy()))
-    note = f'mIoU {results.miou():.2f} (as tools/test.py)'
+    note = ', '.join(f'{label} {measured.miou():.2f}'
+                     for label, measured, _ in series)
+    note = f'mIoU (as tools/test.py): {note}'
+    false_only = max(_false_only(measured) for _, measured, _ in series)
     if false_only:
-        note += f'; it also counts {false_only} predicted class(es) the ' \
-            'ground truth lacks, at IoU 0'
+        note += f'; it also counts up to {false_only} predicted class(es) ' \
+            'the ground truth lacks, at IoU 0'
     ax.set_title(f'{title}\n{note}', fontsize=10)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.22, top=0.86)
     return fig
@@ -418,8 +446,24 @@ def _panel_rows(model: torch.nn.Module, dataset, chosen: Sequence[int]
     return rows
 
 
-def _val_dataset(cfg: Config):
-    return DATASETS.build(cfg.val_dataloader.dataset)
+def _val_dataset(cfg: Config, tta: bool = False):
+    dataset = cfg.val_dataloader.dataset
+    if tta:
+        dataset = dict(dataset, pipeline=cfg.tta_pipeline)
+    return DATASETS.build(dataset)
+
+
+def tta_of(model: torch.nn.Module, cfg: Config) -> torch.nn.Module:
+    """``model`` inside the config's test-time augmentation model (as
+    ``tools/test.py --tta`` builds it)."""
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta needs {" and ".join(missing)} in the '
+                         'config (MMSegmentation\'s dataset bases define '
+                         'both).')
+    tta = MODELS.build(dict(cfg.tta_model, module=model))
+    tta.dataset_meta = model.dataset_meta
+    return tta.eval()
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
@@ -437,6 +481,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         dataset = _val_dataset(model.cfg)
         if len(dataset) == 0:
             raise ValueError(f'The val set of {config} has no images.')
+        if args.tta:
+            tta_model = tta_of(model, model.cfg)
+            tta_dataset = _val_dataset(model.cfg, tta=True)
     except (OSError, ValueError) as err:
         sys.exit(f'error: {err}')
     ignore_index = evaluator_ignore_index(cfg)
@@ -445,6 +492,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     name = osp.basename(checkpoint)
 
     results = measure(model, dataset, ignore_index, args.max_images)
+    tta = None
+    if args.tta:
+        print('and with multi-scale + flip (--tta)')
+        tta = measure(tta_model, tta_dataset, ignore_index, args.max_images)
     num = len(results.gt_classes)
     measured = f'{num} val image' + ('s' if num > 1 else '')
     rows = _panel_rows(model, dataset, choose_images(results.gt_classes))
@@ -457,13 +508,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     save_figure(
         draw_per_class_iou(results, classes, palette,
                            f'Per-class IoU of {name} on {measured} '
-                           '(ground-truth classes)'),
+                           '(ground-truth classes)', tta),
         paths['per_class_iou'], args.force)
-    print(f'mIoU of {name} on {measured}: {results.miou():.2f}')
-    iou = results.iou() * 100
-    print('IoU of the ground-truth classes: ' + ', '.join(
-        f'{classes[c]} {iou[c]:.2f}' for c in results.gt_class_ids()))
+    for label, measured_by in (('', results), (' with --tta', tta)):
+        if measured_by is None:
+            continue
+        print(f'mIoU of {name} on {measured}{label}: '
+              f'{measured_by.miou():.2f}')
+        iou = measured_by.iou() * 100
+        print(f'IoU of the ground-truth classes{label}: ' + ', '.join(
+            f'{classes[c]} {iou[c]:.2f}' for c in results.gt_class_ids()))
     for path in paths.values():
         print(f'Written {path}')
-    return dict(paths, mIoU=results.miou(), checkpoint=checkpoint,
-                images=[row[0] for row in rows])
+    return dict(paths, mIoU=results.miou(),
+                tta_mIoU=None if tta is None else tta.miou(),
+                checkpoint=checkpoint, images=[row[0] for row in rows])

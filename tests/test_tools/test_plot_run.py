@@ -20,7 +20,7 @@ from mmseg_repmlp.cli.plot_run import (
     read_scalars,
 )
 
-from ..conftest import run, tool
+from ..conftest import CONFIG, run, tool
 
 
 def _plot(*args, check=True):
@@ -68,6 +68,30 @@ def test_plot_tool_draws_the_three_pictures(trained, tmp_path):
         name, value = item.rsplit(' ', 1)
         assert abs(float(value) - _last_table_iou(log, name)) <= 0.2, item
     assert 'Failed to add' not in done.stdout + done.stderr
+
+
+def test_plot_tool_tta_measures_what_the_test_tool_does(
+        trained, tiny_cityscapes, tmp_path):
+    """--tta (the demo's): the IoU with multi-scale + flip, class by class,
+    is what ``tools/test.py --tta`` reports for the same checkpoint."""
+    work, _ = trained
+    ckpt = work / 'iter_4_deploy.pth'
+    out = tmp_path / 'pictures'
+    done = _plot(work, '--checkpoint', ckpt, '--out-dir', out, '--tta')
+    assert Image.open(out / PICTURES['per_class_iou']).size == BARS_SIZE
+    tested = run([*tool('test.py'), CONFIG, ckpt, '--tta', '--work-dir',
+                  tmp_path / 'test', '--cfg-options',
+                  f'test_dataloader.dataset.data_root={tiny_cityscapes}'])
+    log = tested.stdout + tested.stderr
+    measured = float(re.search(
+        r'mIoU of iter_4_deploy.pth on 2 val images with --tta: ([0-9.]+)',
+        done.stdout).group(1))
+    assert measured == float(re.findall(r'mIoU: ([0-9.]+)', log)[-1])
+    per_class = re.search(r'IoU of the ground-truth classes with --tta: '
+                          r'(.*)', done.stdout).group(1)
+    for item in per_class.split(', '):
+        name, value = item.rsplit(' ', 1)
+        assert abs(float(value) - _last_table_iou(log, name)) <= 0.01, item
 
 
 def test_plot_tool_defaults_and_overwrite(trained, tmp_path):
