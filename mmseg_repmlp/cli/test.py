@@ -51,7 +51,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true', help='Test time augmentation')
+        '--tta', action='store_true',
+        help='test-time augmentation: the config\'s tta_model around the '
+        'checkpoint\'s structure, on the tta_pipeline\'s images (for '
+        'MMSegmentation\'s dataset bases: several scales, each also '
+        'flipped, the predictions averaged)')
     fast = parser.add_argument_group(
         'fast inference', 'mmseg_repmlp.apis.accelerate: the '
         'backbone and heads compiled, replayed as CUDA graphs and/or in '
