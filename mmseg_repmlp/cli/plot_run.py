@@ -494,7 +494,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     results = measure(model, dataset, ignore_index, args.max_images)
     tta = None
     if args.tta:
-        print('and with multi-scale + flip (--tta)')
+        print('With multi-scale + flip (--tta):')
         tta = measure(tta_model, tta_dataset, ignore_index, args.max_images)
     num = len(results.gt_classes)
     measured = f'{num} val image' + ('s' if num > 1 else '')
