@@ -1,5 +1,5 @@
 """RepMLPNet unit: pre-norm RepMLP block and pre-norm FFN, both residual."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -101,8 +101,12 @@ class RepMLPNetUnit(nn.Module):
 
     #: Inference of the deploy form through
     #: :meth:`~.repmlp_block.RepMLPBlock.forward_residual` (same numbers up
-    #: to float rounding); False runs it as written, e.g. to time both.
-    fused_inference: bool = True
+    #: to float rounding): ``'auto'`` takes it except under CPU autocast,
+    #: where its strided passes cost more than the copies they replace
+    #: (``tools/benchmark.py --ablation``: 0.92x without it in bf16 on an AMX
+    #: Xeon, neutral without AMX; docs/cpu_inference.md); True always,
+    #: False never (runs it as written, e.g. to time both).
+    fused_inference: Union[bool, str] = 'auto'
 
     def forward(self, x: Tensor) -> Tensor:
         if self._fuses(x):
@@ -119,7 +123,11 @@ class RepMLPNetUnit(nn.Module):
         (the export's two-part form) runs as written."""
         bn = self.prebn1
         block = self.repmlp_block
-        return (self.fused_inference and isinstance(block, RepMLPBlock)
+        fused = self.fused_inference
+        if fused == 'auto':
+            fused = not (x.device.type == 'cpu'
+                         and torch.is_autocast_enabled('cpu'))
+        return (fused and isinstance(block, RepMLPBlock)
                 and block.deploy
                 and isinstance(bn, _BatchNorm) and not bn.training
                 and bn.running_mean is not None

@@ -111,6 +111,7 @@ def test_fused_unit_equals_the_plain_unit(size, window, channels, sharesets,
 
 def test_fused_unit_under_bf16_autocast_is_as_close_as_the_plain_one():
     unit = deploy_unit(16, (4, 4), 4).float()
+    unit.fused_inference = True  # 'auto' would not take it under autocast
     x = torch.randn(1, 16, 8, 12)
     with torch.no_grad():
         exact = plain(unit)(x)
@@ -121,6 +122,32 @@ def test_fused_unit_under_bf16_autocast_is_as_close_as_the_plain_one():
     err_fused = (got.float() - exact).abs().max()
     err_plain = (ref.float() - exact).abs().max()
     assert err_fused <= 2 * err_plain + 1e-6
+
+
+def test_auto_takes_the_fused_path_except_under_cpu_autocast(monkeypatch):
+    """The default: fused in fp32, plain under CPU autocast (where the
+    fused block's strided passes were measured slower); True and False
+    force either (the ablation times both)."""
+    unit = deploy_unit(8, (4, 4), 2).float()
+    assert unit.fused_inference == 'auto'
+    x = torch.randn(1, 8, 8, 8)
+    calls = []
+    fused = RepMLPBlock.forward_residual
+    monkeypatch.setattr(RepMLPBlock, 'forward_residual',
+                        lambda self, *a: calls.append(1) or fused(self, *a))
+
+    def fused_calls(mode, autocast):
+        unit.fused_inference = mode
+        calls.clear()
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16,
+                                             enabled=autocast):
+            unit(x)
+        return len(calls)
+
+    assert fused_calls('auto', autocast=False) == 1
+    assert fused_calls('auto', autocast=True) == 0
+    assert fused_calls(True, autocast=True) == 1
+    assert fused_calls(False, autocast=False) == 0
 
 
 def test_plain_path_where_autograd_records_or_the_form_trains():
