@@ -186,12 +186,28 @@ def _onnx_path(model: nn.Module, scope: str, x: Tensor,
                                                      f'{scope}.onnx'))
 
 
+def _unfolded_onnx_path(model: nn.Module, scope: str, x: Tensor,
+                        workdir: str) -> str:
+    """The workload exported with the RepMLP window FCs in two parts, the
+    form the INT8 engines quantize."""
+    return export_workload(model, scope, x,
+                           osp.join(workdir, f'{scope}_unfolded.onnx'),
+                           unfold_local_perceptron=True)
+
+
+def _prepare_onnxruntime_file(path: str, x: Tensor,
+                              threads: int) -> Prepared:
+    """Time an ONNX file in an onnxruntime CPU session."""
+    session = ort_session(path, threads)
+    pixels = x.detach().cpu().contiguous().numpy()
+    feed = {session.get_inputs()[0].name: pixels}
+    return Prepared(lambda: session.run(None, feed))
+
+
 def _prepare_onnxruntime(model: nn.Module, scope: str, x: Tensor,
                          threads: int, workdir: str) -> Prepared:
-    session = ort_session(_onnx_path(model, scope, x, workdir), threads)
-    name = session.get_inputs()[0].name
-    feed = {name: x.detach().cpu().contiguous().numpy()}
-    return Prepared(lambda: session.run(None, feed))
+    return _prepare_onnxruntime_file(_onnx_path(model, scope, x, workdir), x,
+                                     threads)
 
 
 def _prepare_onnxruntime_int8(model: nn.Module, scope: str, x: Tensor,
@@ -208,9 +224,7 @@ def _prepare_onnxruntime_int8(model: nn.Module, scope: str, x: Tensor,
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    path = export_workload(model, scope, x,
-                           osp.join(workdir, f'{scope}_unfolded.onnx'),
-                           unfold_local_perceptron=True)
+    path = _unfolded_onnx_path(model, scope, x, workdir)
     inferred = osp.join(workdir, f'{scope}_unfolded_inferred.onnx')
     int8 = osp.join(workdir, f'{scope}_ort_int8.onnx')
     quant_pre_process(path, inferred)
@@ -228,9 +242,7 @@ def _prepare_onnxruntime_int8(model: nn.Module, scope: str, x: Tensor,
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)
-    session = ort_session(int8, threads)
-    feed = {session.get_inputs()[0].name: pixels}
-    return Prepared(lambda: session.run(None, feed))
+    return _prepare_onnxruntime_file(int8, x, threads)
 
 
 def _onnxruntime_missing() -> Optional[str]:
@@ -308,10 +320,8 @@ def _prepare_openvino_int8(model: nn.Module, scope: str, x: Tensor,
     training images and checks the labels). Models without RepMLP blocks
     get NNCF's default (CNN) settings, as their users would."""
     from ..export.quantize import int8_ignored_names, quantize_int8
-    path = export_workload(model, scope, x,
-                           osp.join(workdir, f'{scope}_unfolded.onnx'),
-                           unfold_local_perceptron=True)
-    fp32 = onnx_to_ir(path, {}, 'fp32')
+    fp32 = onnx_to_ir(_unfolded_onnx_path(model, scope, x, workdir), {},
+                      'fp32')
     ignored = int8_ignored_names(fp32)
     calibration = [x.detach().cpu().contiguous().numpy()]
     if ignored:
