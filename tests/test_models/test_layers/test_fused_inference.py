@@ -78,6 +78,17 @@ def deploy_unit(channels, window, sharesets, seed=0):
     return reparameterize_modules(unit.double().eval())
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """One entry per call of the fused path
+    (``RepMLPBlock.forward_residual``), which still runs."""
+    recorded = []
+    fused = RepMLPBlock.forward_residual
+    monkeypatch.setattr(RepMLPBlock, 'forward_residual',
+                        lambda self, *a: recorded.append(1) or fused(self, *a))
+    return recorded
+
+
 def plain(unit):
     off = copy.deepcopy(unit)
     off.fused_inference = False
@@ -93,14 +104,10 @@ def plain(unit):
     ((10, 19), (3, 5), 6, 3),    # padded: the plain path
 ])
 def test_fused_unit_equals_the_plain_unit(size, window, channels, sharesets,
-                                          memory_format, monkeypatch):
+                                          memory_format, calls):
     unit = deploy_unit(channels, window, sharesets)
     x = torch.randn(2, channels, *size, dtype=torch.float64).contiguous(
         memory_format=memory_format)
-    calls = []
-    fused = RepMLPBlock.forward_residual
-    monkeypatch.setattr(RepMLPBlock, 'forward_residual',
-                        lambda self, *a: calls.append(1) or fused(self, *a))
     with torch.no_grad():
         got = unit(x)
         ref = plain(unit)(x)
@@ -124,17 +131,13 @@ def test_fused_unit_under_bf16_autocast_is_as_close_as_the_plain_one():
     assert err_fused <= 2 * err_plain + 1e-6
 
 
-def test_auto_takes_the_fused_path_except_under_cpu_autocast(monkeypatch):
+def test_auto_takes_the_fused_path_except_under_cpu_autocast(calls):
     """The default: fused in fp32, plain under CPU autocast (where the
     fused block's strided passes were measured slower); True and False
     force either (the ablation times both)."""
     unit = deploy_unit(8, (4, 4), 2).float()
     assert unit.fused_inference == 'auto'
     x = torch.randn(1, 8, 8, 8)
-    calls = []
-    fused = RepMLPBlock.forward_residual
-    monkeypatch.setattr(RepMLPBlock, 'forward_residual',
-                        lambda self, *a: calls.append(1) or fused(self, *a))
 
     def fused_calls(mode, autocast):
         unit.fused_inference = mode
